@@ -162,7 +162,9 @@ def build_model(spec: ModelSpec, seed: int, *, in_channels: int, n_classes: int,
     -------
     SmallCNN
     """
-    model = SmallCNN(spec, in_channels, n_classes, activation)
+    with torch.device("meta"):  # no default init: it would draw from (and race on) the global RNG
+        model = SmallCNN(spec, in_channels, n_classes, activation)
+    model = model.to_empty(device="cpu")
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for module in model.modules():

@@ -85,19 +85,18 @@ def _umap() -> Any:
     """Import umap-learn on first use (about 20 s cold) and silence the
     warnings it gives for choices made here on purpose."""
     with _IMPORT_LOCK:
-        # Filters are installed once; warnings.catch_warnings is not
-        # thread-safe, and fits run in worker threads.
-        if not getattr(_umap, "_filtered", False):
-            warnings.filterwarnings(
-                "ignore", message=r"n_jobs value .* overridden", category=UserWarning
-            )
-            warnings.filterwarnings(
-                "ignore", message=r"using precomputed metric", category=UserWarning
-            )
-            warnings.filterwarnings(
-                "ignore", message=r"Tensorflow not installed", category=ImportWarning
-            )
-            _umap._filtered = True  # type: ignore[attr-defined]
+        # Installed on every call: re-adding a filter is idempotent, and
+        # callers such as pytest reset the filters between uses.
+        # (warnings.catch_warnings is not thread-safe; fits run in threads.)
+        warnings.filterwarnings(
+            "ignore", message=r"n_jobs value .* overridden", category=UserWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message=r"using precomputed metric", category=UserWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message=r"Tensorflow not installed", category=ImportWarning
+        )
         import umap  # noqa: PLC0415  (lazy on purpose: see module docstring)
 
     return umap
@@ -343,11 +342,13 @@ def _aligned_epoch_fn() -> Any:
         from umap import layouts  # noqa: PLC0415
 
         # The kernel has no prange loop, so parallel=False changes nothing
-        # but the compile time.
+        # but the compile time. cache=True keeps the machine code on disk
+        # (numba's cache next to umap, or NUMBA_CACHE_DIR) for later processes.
         _ALIGNED_EPOCH_FN = numba.njit(
             layouts._optimize_layout_aligned_euclidean_single_epoch,
             fastmath=True,
             parallel=False,
+            cache=True,
         )
     return _ALIGNED_EPOCH_FN
 

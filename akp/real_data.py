@@ -164,7 +164,7 @@ def _check_size(size: int | None, *, allow_none: bool) -> None:
 # Image decoding
 # --------------------------------------------------------------------------- #
 def _decode_image(
-    path: Path, size: int, max_image_pixels: int
+    path: Path, size: int, max_image_pixels: int, crop: int | None = None
 ) -> tuple[np.ndarray, bool]:
     """Decode, check and resize one image.
 
@@ -187,6 +187,13 @@ def _decode_image(
                         f"limit of {max_image_pixels} pixels"
                     )
                 im.load()
+                if crop is not None:
+                    if crop > min(w, h):
+                        raise DatasetError(
+                            f"{path}: image of {w}x{h} pixels is smaller than crop={crop}"
+                        )
+                    left, top = (w - crop) // 2, (h - crop) // 2
+                    im = im.crop((left, top, left + crop, top + crop))
                 return _image_to_array(im, path, size)
     except DatasetError:
         raise
@@ -328,6 +335,7 @@ def load_image_folder(
     test_fraction: float = 0.2,
     split_seed: int = 0,
     max_images: int | None = None,
+    crop: int | None = None,
     max_image_pixels: int = MAX_IMAGE_PIXELS,
     workers: int = 1,
 ) -> Dataset:
@@ -353,8 +361,12 @@ def load_image_folder(
     split_seed : int, default=0
         Salt of the split hash; another seed gives another split.
     max_images : int, optional
-        Keep at most this many images, stratified by class and chosen by the
-        same hash, before decoding (for quick runs on big folders).
+        Keep about this many images (proportionally per class, at least two
+        each), chosen by the same hash, before decoding (for quick runs on
+        big folders).
+    crop : int, optional
+        Cut the central ``crop x crop`` pixels before resizing (PCam labels,
+        for instance, describe only the centre 32 x 32 of a 96 x 96 patch).
     max_image_pixels : int, default=MAX_IMAGE_PIXELS
         Largest width x height accepted (decompression-bomb guard).
     workers : int, default=1
@@ -378,8 +390,12 @@ def load_image_folder(
     _check_channels(channels)
     if not 0.0 < float(test_fraction) < 1.0:
         raise DatasetError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
-    if max_images is not None and (isinstance(max_images, bool) or int(max_images) < 4):
+    if max_images is not None and (
+        isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 4
+    ):
         raise DatasetError(f"max_images must be an integer >= 4 or None, got {max_images!r}")
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 1):
+        raise DatasetError(f"crop must be a positive integer or None, got {crop!r}")
     folder = Path(path)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: not a folder")
@@ -435,10 +451,10 @@ def load_image_folder(
     if n_workers > 1 and len(paths) > 64:
         with concurrent.futures.ThreadPoolExecutor(n_workers) as pool:
             decoded = list(
-                pool.map(lambda p: _decode_image(p, size, max_image_pixels), paths)
+                pool.map(lambda p: _decode_image(p, size, max_image_pixels, crop), paths)
             )
     else:
-        decoded = [_decode_image(p, size, max_image_pixels) for p in paths]
+        decoded = [_decode_image(p, size, max_image_pixels, crop) for p in paths]
 
     labels = np.array([lab for _, lab, _ in items], dtype=np.int64)
     is_test = np.array([t for _, _, t in items], dtype=bool)
@@ -907,6 +923,7 @@ def _load_source(
     channels: int | None,
     positive_classes: Sequence[str | int] | str | int | None,
     max_images: int | None,
+    crop: int | None = None,
 ) -> Dataset:
     p = Path(source)
     if isinstance(positive_classes, (str, int)):
@@ -920,10 +937,12 @@ def _load_source(
             if positive_classes is None
             else [str(c) for c in positive_classes],
             max_images=max_images,
+            crop=crop,
         )
     if p.suffix.lower() == ".npz" and p.is_file():
-        if max_images is not None:
-            raise DatasetError(f"{p}: max_images applies to image folders only")
+        for opt, value in (("max_images", max_images), ("crop", crop)):
+            if value is not None:
+                raise DatasetError(f"{p}: {opt} applies to image folders only")
         pos = None
         if positive_classes is not None:
             try:
@@ -934,8 +953,9 @@ def _load_source(
                     f"got {positive_classes!r}"
                 ) from None
         return load_medmnist_npz(p, positive_labels=pos, size=size, channels=channels)
+    problem = "not a dataset" if p.exists() else "no such folder or file"
     raise DatasetError(
-        f"{source}: not a dataset: expected an image folder, an .npz file or a "
+        f"{source}: {problem}; expected an image folder, an .npz file or a "
         "registered id 'ds-<16 hex>'"
     )
 
@@ -982,6 +1002,7 @@ def register_dataset(
     channels: int | None = None,
     positive_classes: Sequence[str | int] | str | int | None = None,
     max_images: int | None = None,
+    crop: int | None = None,
     name: str | None = None,
 ) -> str:
     """Load, validate and store a dataset; return its content id.
@@ -1000,8 +1021,8 @@ def register_dataset(
     positive_classes : sequence, optional
         Folder class names, or integer labels of an npz file, that count as
         cancer.
-    max_images : int, optional
-        Subsample an image folder (see :func:`load_image_folder`).
+    max_images, crop : int, optional
+        Subsample / centre-crop an image folder (see :func:`load_image_folder`).
     name : str, optional
         Display name for the card (default: the folder or file name).
 
@@ -1019,7 +1040,7 @@ def register_dataset(
     """
     ds = _load_source(
         source, size=size, channels=channels, positive_classes=positive_classes,
-        max_images=max_images,
+        max_images=max_images, crop=crop,
     )
     arrays = _arrays(ds)
     c, h, w = arrays["x_train"].shape[1:]
@@ -1162,6 +1183,7 @@ def resolve_dataset(
     channels: int | None = None,
     positive_classes: Sequence[str | int] | str | int | None = None,
     max_images: int | None = None,
+    crop: int | None = None,
 ) -> Dataset:
     """Dataset named by a folder path, an ``.npz`` path or a registered id.
 
@@ -1180,6 +1202,6 @@ def resolve_dataset(
         _check_id(s)  # a malformed id: say what an id looks like
     return _load_source(
         s, size=size, channels=channels, positive_classes=positive_classes,
-        max_images=max_images,
+        max_images=max_images, crop=crop,
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import traceback
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from akp.data import Dataset, load_dataset
 from akp.experiment import ExperimentSpec
@@ -87,4 +87,87 @@ def execute_run(
     except Exception as exc:  # noqa: BLE001 - any failure of one run must not stop the worker
         message = f"{type(exc).__name__}: {exc}"
         store.set_state(run_id, "failed", error=message + "\n" + traceback.format_exc(limit=5))
+        return None
+
+
+def execute_family(
+    store: RunStore,
+    run_ids: list[str],
+    *,
+    device: str = "cpu",
+    on_progress: Callable[[str, Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    member_should_stop: Callable[[int], bool] | None = None,
+) -> list[RunResult] | None:
+    """Train stored runs of one condition as one vectorized family and record each like :func:`execute_run`.
+
+    Every run is marked ``running``; each member's finished epoch is written at
+    once; at the end each run's representations and final state are saved. An
+    exception marks every run of the family ``failed`` with its message and is
+    not re-raised.
+
+    Parameters
+    ----------
+    store : RunStore
+    run_ids : list of str
+        Runs of one experiment and one condition (different seeds).
+    device : str
+    on_progress : callable, optional
+        Receives ``(run_id, Progress)`` for every member after every batch (at the end of
+        an epoch, ``Progress.metrics`` is that member's epoch row, or None if it stopped).
+    should_stop : callable, optional
+        Cancels the whole family when it returns True.
+    member_should_stop : callable, optional
+        Called with an index into ``run_ids``; cancels that member when it returns True.
+
+    Returns
+    -------
+    list of RunResult or None
+        None if the family failed.
+
+    Raises
+    ------
+    ValueError
+        If the runs are not of one experiment and one condition.
+    """
+    from akp.family import train_family
+
+    runs = [store.run(r) for r in run_ids]
+    if len({(r["experiment_id"], r["condition"]) for r in runs}) != 1:
+        raise ValueError("run_ids: a family must be runs of one experiment and one condition")
+    for run_id in run_ids:
+        store.reset_run(run_id, "running")
+    saved: set[str] = set()
+    try:
+        experiment_id = runs[0]["experiment_id"]
+        spec = store.spec(experiment_id)
+        schedule = spec.condition(runs[0]["condition"])
+        data = cached_dataset(spec, store.home)
+        probe = store.probe_images(experiment_id)
+
+        def progress(p: Progress) -> None:
+            rows = p.metrics if isinstance(p.metrics, dict) else {}
+            if p.metrics is not None:
+                event = schedule.event_at(p.epoch)
+                for m, row in rows.items():
+                    store.record_epoch(run_ids[m], row, event.to_dict() if event else None)
+            if on_progress is not None:
+                # At the end of an epoch only members that finished it report (a stopped one keeps its last state).
+                members = rows if p.metrics is not None else dict.fromkeys(range(len(run_ids)))
+                for m, row in members.items():
+                    on_progress(run_ids[m], Progress(p.epoch, p.epochs, p.batch, p.n_batches, row))
+
+        results = train_family(spec, schedule, [r["seed"] for r in runs], dataset=data, probe=probe,
+                               device=device, on_progress=progress, should_stop=should_stop,
+                               member_should_stop=member_should_stop)
+        for run_id, result in zip(run_ids, results, strict=True):
+            store.save_result(run_id, result)
+            saved.add(run_id)
+        return results
+    except Exception as exc:  # noqa: BLE001 - any failure of one family must not stop the worker
+        message = f"{type(exc).__name__}: {exc}"
+        error = message + "\n" + traceback.format_exc(limit=5)
+        for run_id in run_ids:
+            if run_id not in saved:
+                store.set_state(run_id, "failed", error=error)
         return None

@@ -1,0 +1,46 @@
+"""Shared fixtures: a temporary run store and a store trained on the smoke preset."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Two cores here: keep torch from oversubscribing when pytest and a server share the machine.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def tmp_home(tmp_path, monkeypatch) -> Path:
+    """An empty run-store home, also exported as $AKP_HOME."""
+    home = tmp_path / "akp-home"
+    monkeypatch.setenv("AKP_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def smoke_store(tmp_path_factory):
+    """A run store holding one finished experiment of the ``smoke`` preset: (store, experiment_id)."""
+    from akp.experiment import load_preset
+    from akp.runner import execute_run
+    from akp.store import RunStore
+
+    store = RunStore(tmp_path_factory.mktemp("smoke-store"))
+    experiment_id = store.create_experiment(load_preset("smoke"))
+    for run in store.runs(experiment_id):
+        execute_run(store, run["run_id"])
+    return store, experiment_id
+
+
+def shared_data(name: str) -> Path:
+    """Path of real test data in ../shared/data; skip where absent, but fail under CI."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing, and CI must run the real-data tests")
+        pytest.skip(f"{path} is absent (real test data lives in ../shared/data beside the repo)")
+    return path

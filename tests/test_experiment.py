@@ -1,0 +1,71 @@
+import json
+
+import pytest
+
+from akp.experiment import ExperimentError, ExperimentSpec, load_preset, load_spec, preset_names
+from akp.schedule import SwapEvent, SwapSchedule
+
+
+def test_presets_load_and_round_trip():
+    assert {"smoke", "teaching"} <= set(preset_names())
+    for name in ("smoke", "teaching"):
+        spec = load_preset(name)
+        assert ExperimentSpec.from_json(spec.to_json()) == spec
+        assert ExperimentSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+def test_teaching_preset_has_enough_conditions_and_seeds():
+    spec = load_preset("teaching")
+    assert len(spec.conditions) >= 3 and len(spec.seeds) >= 6
+    smoke = load_preset("smoke")
+    assert (len(smoke.conditions), len(smoke.seeds), smoke.epochs) == (2, 2, 2)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"epochs": 0}, "epochs: must be an integer from 1 to"),
+    ({"batch_size": -3}, "batch_size: must be an integer"),
+    ({"optimizer": "lbfgs"}, "optimizer: unknown 'lbfgs'; allowed: sgd, adam, adamw"),
+    ({"lr": 0}, "lr: must be a number in (0, 10]"),
+    ({"seeds": []}, "seeds: must be a non-empty list"),
+    ({"seeds": [1, 1]}, "seeds: must be unique"),
+    ({"layers": ["conv9"]}, "layers: unknown layer 'conv9'; allowed: conv1"),
+    ({"probe_size": 2}, "probe_size: must be an integer from 4"),
+    ({"capture_epochs": [5]}, "capture_epochs: each must be an integer from 0 to 1"),
+    ({"conditions": []}, "conditions: at least one"),
+    ({"conditions": ["steady", "steady"]}, "conditions: names must be unique"),
+    ({"conditions": ["nope"]}, "conditions[0]: unknown preset 'nope'"),
+    ({"conditions": [{"name": "x", "events": [{"epoch": 2, "activation": "tanh"}]}]},
+     "conditions[0] (x): events[0].epoch: 2 is past the training budget; allowed: 0 to 1"),
+    ({"dataset_options": {"n_train": 10}}, "dataset_options.n_train: must be from 20"),
+    ({"dataset_options": {"colour": 1}}, "dataset_options.colour: unknown option"),
+    ({"model": {"depth": 0}}, "model.depth: must be an integer from 1 to 6"),
+    ({"speed": 1}, "experiment: unknown field(s) ['speed']"),
+])
+def test_invalid_specs_name_the_field(change, message):
+    data = load_preset("smoke").to_dict()
+    data.update(change)
+    with pytest.raises(ExperimentError) as info:
+        ExperimentSpec.from_dict(data)
+    assert message in str(info.value)
+
+
+def test_with_overrides_and_budget_checks():
+    spec = load_preset("smoke").with_overrides(seeds=3, epochs=4)
+    assert spec.seeds == [0, 1, 2] and spec.epochs == 4
+    teaching = load_preset("teaching")
+    with pytest.raises(ExperimentError, match="past the training budget"):
+        teaching.with_overrides(epochs=2)  # its single-swap event at epoch 2 no longer fits
+    with pytest.raises(ExperimentError, match="seeds: must be an integer from 1"):
+        teaching.with_overrides(seeds=0)
+
+
+def test_load_spec_reads_files_and_reports_missing_ones(tmp_path):
+    spec = ExperimentSpec(name="mine", epochs=3, conditions=[SwapSchedule("a", events=(SwapEvent(1, loss="mse"),))])
+    path = tmp_path / "mine.json"
+    path.write_text(spec.to_json())
+    assert load_spec(str(path)) == spec
+    with pytest.raises(ExperimentError, match="does not exist"):
+        load_spec(str(tmp_path / "missing.json"))
+    with pytest.raises(ExperimentError, match="preset: unknown 'nosuch'; allowed: .*smoke"):
+        load_spec("nosuch")
+    assert spec.capture_at == [0, 1, 2] and spec.capture_layers[-2:] == ["embedding", "logits"]
