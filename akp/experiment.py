@@ -101,6 +101,13 @@ class ExperimentSpec:
                     raise ExperimentError(f"dataset_options.{key}: must be {'an integer' if kind is int else 'a number'}")
             _range("dataset_options.n_train", self.dataset_options.get("n_train", 2000), 20, 200_000)
             _range("dataset_options.n_test", self.dataset_options.get("n_test", 1000), 20, 100_000)
+        else:
+            from akp.real_data import RESOLVE_OPTIONS  # lazy: pulls in Pillow
+
+            for key in self.dataset_options:
+                if key not in RESOLVE_OPTIONS:
+                    raise ExperimentError(f"dataset_options.{key}: unknown option for real data; "
+                                          f"allowed: {', '.join(RESOLVE_OPTIONS)}")
         try:
             self.model.validate()
         except ModelError as exc:

@@ -71,6 +71,7 @@ __all__ = [
     "MAX_NPZ_TOTAL_BYTES",
     "MAX_ZIP_FILES",
     "MAX_ZIP_TOTAL_BYTES",
+    "RESOLVE_OPTIONS",
     "DatasetError",
     "dataset_card",
     "import_zip",
@@ -105,6 +106,8 @@ MAX_ZIP_FILES = 100_000
 MAX_ZIP_TOTAL_BYTES = 2 * 1024**3
 #: Largest total uncompressed size of the arrays in an .npz file, in bytes.
 MAX_NPZ_TOTAL_BYTES = 4 * 1024**3
+#: Keyword options :func:`resolve_dataset` accepts (``spec.dataset_options`` of real data).
+RESOLVE_OPTIONS: tuple[str, ...] = ("size", "channels", "positive_classes", "max_images", "crop")
 #: Class names of a binary task made with ``positive_classes``.
 BINARY_CLASS_NAMES: tuple[str, str] = ("non-cancer", "cancer")
 
@@ -540,6 +543,37 @@ def _npz_labels(arr: np.ndarray, key: str, n: int, where: str) -> np.ndarray:
     return out
 
 
+def _check_npy_headers(zf: zipfile.ZipFile, where: str, max_total_bytes: int) -> None:
+    """Read each member's .npy header: no object arrays, no oversized shapes.
+
+    numpy allocates the array its header declares before reading the data, so
+    a forged shape is refused here, before ``np.load``.
+    """
+    total = 0
+    for info in zf.infolist():
+        key = info.filename.removesuffix(".npy")
+        try:
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"{where}: {key} is not a numpy array ({exc})") from None
+        if dtype.hasobject:
+            raise DatasetError(
+                f"{where}: {key} holds Python objects (dtype {dtype}); only numeric "
+                "arrays are read (no pickle)"
+            )
+        total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if total > max_total_bytes:
+            raise DatasetError(
+                f"{where}: array shapes declare more than {max_total_bytes} bytes "
+                f"({key}: shape {shape}, dtype {dtype})"
+            )
+
+
 def _resize_stack(x: np.ndarray, size: int) -> np.ndarray:
     if x.shape[2] == size and x.shape[3] == size:
         return x
@@ -607,13 +641,14 @@ def load_medmnist_npz(
         with zipfile.ZipFile(p) as zf:
             declared = sum(i.file_size for i in zf.infolist())
             names = [i.filename for i in zf.infolist()]
+            if declared > max_total_bytes:
+                raise DatasetError(
+                    f"{where}: arrays take {declared} bytes uncompressed, over the "
+                    f"limit of {max_total_bytes} bytes"
+                )
+            _check_npy_headers(zf, where, max_total_bytes)
     except (zipfile.BadZipFile, OSError) as exc:
         raise DatasetError(f"{where}: not an .npz file ({exc})") from None
-    if declared > max_total_bytes:
-        raise DatasetError(
-            f"{where}: arrays take {declared} bytes uncompressed, over the limit "
-            f"of {max_total_bytes} bytes"
-        )
     keys = {n.removesuffix(".npy") for n in names}
     unexpected = sorted(keys - _NPZ_KEYS)
     missing = sorted({"train_images", "train_labels", "test_images", "test_labels"} - keys)
@@ -875,6 +910,11 @@ def _extract_plan(
                     dst.write(chunk)
         except DatasetError:
             raise
+        except FileExistsError:
+            # Names that differ only in case, on a case-insensitive file system.
+            raise DatasetError(
+                f"{where}: member {info.filename!r} collides with another member's name"
+            ) from None
         except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
             raise DatasetError(f"{where}: member {info.filename!r} is corrupt ({exc})") from None
 
@@ -1189,6 +1229,21 @@ def resolve_dataset(
 
     A registered id ``ds-<16 hex>`` is loaded as stored: it was processed when
     registered, so the other options are ignored. Nothing is written.
+    ``akp.data.load_dataset`` calls this with ``spec.dataset_options`` as
+    keyword arguments.
+
+    Parameters
+    ----------
+    source : str or path-like
+        Image folder, ``.npz`` file, or registered dataset id.
+    home : path-like
+        AKP home holding ``datasets/``.
+    size, channels, positive_classes, max_images, crop
+        As in :func:`register_dataset`.
+
+    Returns
+    -------
+    Dataset
 
     Raises
     ------

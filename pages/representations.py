@@ -10,6 +10,7 @@ import streamlit as st
 
 import ui_state
 from akp import projection
+from akp.analysis import label_families
 from akp.data import CLASS_NAMES, SYNTHETIC
 from akp.plots.analysis import cell_image_figure, probe_categories, umap_scatter
 from akp.store import FINISHED_STATES
@@ -59,29 +60,24 @@ by_id = {r["run_id"]: r for r in finished}
 ids = list(by_id)
 
 
+def _acc(run_id: str) -> float:
+    acc = by_id[run_id]["test_acc"]
+    return -1.0 if acc is None else float(acc)
+
+
 def _default_pair() -> tuple[str, str]:
-    """One happy and one unhappy run by the analysis's default rule; else best and worst test accuracy."""
+    """The best happy run and the worst unhappy run by the analysis's default rule (the clearest contrast);
+    without two families, the best and the worst run by test accuracy."""
+    ranked = sorted(ids, key=_acc, reverse=True)
     try:
-        from akp.analysis import label_families
-
-        families = label_families(finished)
-        fam = {rid: f for rid, f in zip(ids, _family_list(families), strict=False)}
-        happy = next((i for i in ids if fam.get(i) == "happy"), None)
-        unhappy = next((i for i in ids if fam.get(i) == "unhappy"), None)
-        if happy and unhappy:
-            return happy, unhappy
-    except Exception:  # noqa: BLE001 - the default pair is a convenience; fall back to accuracy order
-        pass
-    ranked = sorted(ids, key=lambda i: -(by_id[i]["test_acc"] if by_id[i]["test_acc"] is not None else -1.0))
+        families = dict(zip(ids, label_families(finished), strict=True))
+    except ValueError:
+        families = {}
+    happy = [i for i in ranked if families.get(i) == "happy"]
+    unhappy = [i for i in ranked if families.get(i) == "unhappy"]
+    if happy and unhappy:
+        return happy[0], unhappy[-1]
     return ranked[0], ranked[-1]
-
-
-def _family_list(families) -> list[str]:
-    """Family per finished run from label_families' result (a list, or an object with ``.families``)."""
-    seq = getattr(families, "families", families)
-    if isinstance(seq, dict):
-        return [seq.get(i) for i in ids]
-    return list(seq)
 
 
 def _label(run_id: str) -> str:

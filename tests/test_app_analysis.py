@@ -6,6 +6,7 @@ module so the Representations page draws instead of waiting.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,24 +101,73 @@ def test_layers_page_heatmap_and_table(smoke_home):
 
 
 def test_representations_page_two_umaps_and_selection(smoke_home, warm_umap):
+    from akp.analysis import label_families
+
     store, experiment_id = smoke_home
+    runs = store.runs(experiment_id)
+    family = dict(zip([r["run_id"] for r in runs], label_families(runs), strict=True))
     at = page("representations").run()
     assert not at.exception
     assert at.selectbox(key="layer").value == "embedding"
+    # Default: one happy run (left) and one unhappy run (right).
     left, right = at.selectbox(key="left").value, at.selectbox(key="right").value
-    assert left != right
-    assert store.run(left)["test_acc"] >= store.run(right)["test_acc"]
+    assert (family[left], family[right]) == ("happy", "unhappy")
     umaps = charts(at)
-    assert len(umaps) == 2
-    assert all("scatter" in figure_json(c) for c in umaps)
-    # The swap epoch of the shock condition is marked.
+    assert len(umaps) == 2 and all('"type":"scatter"' in figure_json(c).replace(" ", "") for c in umaps)
+    # A run of the shock condition: its swap epoch is marked.
+    shock = next(r["run_id"] for r in runs if r["condition"] == "sigmoid-shock")
+    at.selectbox(key="right").set_value(shock).run()
+    assert not at.exception
     assert any("⚡ epoch 1" in c.value for c in at.caption)
-    # Colour by correctness: legend holds correct/wrong.
+    # Colour by correctness: the legend holds correct/wrong.
     at.segmented_control(key="color").set_value("correctness").run()
     assert not at.exception
-    assert '"name":"correct"' in figure_json(charts(at)[0]).replace(" ", "")
-    # A clicked point (as the selection callback records it) shows the probe image.
+    names = {t["name"] for c in charts(at)[:2] for t in json.loads(figure_json(c))["data"]}
+    assert names <= {"correct", "wrong", "selected"} and names & {"correct", "wrong"}
+    # A clicked point (as the selection callback records it) shows that probe image.
     at.session_state["probe"] = 3
     at.run()
     assert not at.exception
     assert any("probe #3" in figure_json(c) for c in charts(at))
+
+
+def test_families_page_verdict_heatmap_and_plots(smoke_home):
+    from akp.analysis import akp_test
+
+    store, experiment_id = smoke_home
+    at = page("families").run()
+    assert not at.exception
+    assert at.selectbox(key="layer").value == "embedding"
+    headers = [h.value for h in at.header]
+    assert "Verdict" in headers
+    expected = akp_test(store, experiment_id, layer="embedding", permutations=999)
+    shown = [e.value for e in (*at.info, *at.warning, *at.success)]
+    assert expected.verdict in shown
+    specs = [figure_json(c).replace(" ", "") for c in charts(at)]
+    assert any('"type":"heatmap"' in s for s in specs)  # the CKA matrix
+    assert any('"name":"happy"' in s and '"type":"scatter"' in s for s in specs)  # accuracy vs gap
+
+    # A manual threshold splitting 2 + 2 runs: PERMDISP runs; F, p and dispersion are shown.
+    accs = sorted(r["test_acc"] for r in store.runs(experiment_id))
+    cut = round((accs[1] + accs[2]) / 2, 3)
+    at.toggle(key="auto_threshold").set_value(False).run()
+    at.slider(key="threshold").set_value(cut).run()
+    assert not at.exception
+    expected = akp_test(store, experiment_id, layer="embedding", threshold=cut, permutations=999)
+    assert expected.test is not None
+    assert expected.verdict in [e.value for e in (*at.warning, *at.success, *at.info)]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["PERMDISP F"] == f"{expected.test.statistic:.3f}"
+    assert metrics["p-value"] == f"{expected.test.p_value:.3g}"
+    specs = [figure_json(c).replace(" ", "") for c in charts(at)]
+    assert any('"type":"box"' in s for s in specs)  # dispersion per family
+    assert any("Modelmap" in s for s in specs)
+    assert any("Convergence" in s for s in specs)
+
+    # Angular distance and debiased CKA are honoured (and cached per option).
+    at.segmented_control(key="distance").set_value("angular").run()
+    at.toggle(key="debiased").set_value(True).run()
+    assert not at.exception
+    expected = akp_test(store, experiment_id, layer="embedding", threshold=cut, distance="angular",
+                        debiased=True, permutations=999)
+    assert expected.verdict in [e.value for e in (*at.warning, *at.success, *at.info)]

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import stat
+import sys
 import time
 import warnings
 import zipfile
@@ -174,15 +175,38 @@ def test_folder_split_depends_on_names_not_listing_order(tmp_path):
     da, db = rd.load_image_folder(a), rd.load_image_folder(b)
     np.testing.assert_array_equal(da.x_test, db.x_test)
     np.testing.assert_array_equal(da.y_train, db.y_train)
-    # The documented rule: the lowest sha256("0:<name>") per class go to test.
-    expect = sorted(f"img{i:03d}.png" for i in range(12))
-    expect.sort(key=lambda n: hashlib.sha256(f"0:{n}".encode()).digest())
-    assert rd._n_test(12, 0.2) == 2
-    ranks = {n: i for i, n in enumerate(expect)}
-    assert sum(ranks[n] < 2 for n in expect) == 2
     # Another seed gives another split, with the same counts.
     other = rd.load_image_folder(a, split_seed=1, test_fraction=0.25)
     assert np.bincount(other.y_test).tolist() == [3, 3]
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_folder_split_follows_the_documented_hash_rule(tmp_path, seed):
+    # Each file has its own grey level, so the test images can be identified.
+    for cls in ("x", "y"):
+        (tmp_path / "d" / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.new("L", (8, 8), 10 + 20 * i).save(tmp_path / "d" / cls / f"c{i}.png")
+    ds = rd.load_image_folder(tmp_path / "d", size=8, split_seed=seed)
+    names = sorted(f"c{i}.png" for i in range(10))
+    by_hash = sorted(names, key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).digest())
+    expect = sorted(10 + 20 * int(n[1]) for n in by_hash[:2])  # round(0.2 * 10) = 2
+    for k in (0, 1):
+        got = sorted(np.round(ds.x_test[ds.y_test == k].mean(axis=(1, 2, 3)) * 255).astype(int))
+        assert got == expect
+
+
+def test_folder_center_crop(tmp_path):
+    for cls, centre in (("a", 200), ("b", 50)):
+        (tmp_path / "d" / cls).mkdir(parents=True)
+        for i in range(3):
+            im = Image.new("L", (96, 96), 0)
+            im.paste(centre, (32, 32, 64, 64))  # the label lives in the centre
+            im.save(tmp_path / "d" / cls / f"{i}.png")
+    ds = rd.load_image_folder(tmp_path / "d", crop=32, size=32)
+    np.testing.assert_allclose(ds.x_train[ds.y_train == 0], 200 / 255, atol=1e-6)
+    with pytest.raises(DatasetError, match="smaller than crop=100"):
+        rd.load_image_folder(tmp_path / "d", crop=100)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF", "BMP"])
@@ -318,7 +342,7 @@ def test_folder_bad_input_names_the_file_and_registers_nothing(tmp_path, case):
     with pytest.raises(DatasetError, match=message):
         rd.register_dataset(root, home=home)
     assert rd.list_datasets(home) == []
-    assert not any(p.is_file() for p in home.rglob("*")) if home.exists() else True
+    assert not [p for p in home.rglob("*") if p.is_file()]
 
 
 def test_folder_bad_options(tmp_path):
@@ -329,6 +353,7 @@ def test_folder_bad_options(tmp_path):
         ({"channels": 2}, "channels must be 1, 3 or None"),
         ({"test_fraction": 1.0}, "test_fraction"),
         ({"max_images": 1}, "max_images"),
+        ({"crop": 0}, "crop must be a positive integer"),
     ]:
         with pytest.raises(DatasetError, match=message):
             rd.load_image_folder(root, **kwargs)
@@ -411,12 +436,23 @@ def _bad_npz(tmp_path: Path, case: str) -> tuple[Path, str, dict]:
     elif case == "object-array":
         a["train_labels"] = np.array([object()] * 20, dtype=object)
         np.savez(p, **a)  # needs pickle to read back: refused
-        return p, "unreadable array", {}
+        return p, "train_labels holds Python objects", {}
     elif case == "not-zip":
         np.save(tmp_path / "plain.npy", a["train_images"])
         p = tmp_path / "plain.npz"
         (tmp_path / "plain.npy").rename(p)
         return p, "not an .npz file", {}
+    elif case == "forged-shape":
+        # A .npy header claiming 10**12 elements over a few bytes of data.
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            buf, {"descr": "|u1", "fortran_order": False, "shape": (10**6, 10**6)})
+        with zipfile.ZipFile(p, "w") as zf:
+            for k, v in a.items():
+                if k != "train_images":
+                    zf.writestr(f"{k}.npy", _npy_bytes(v))
+            zf.writestr("train_images.npy", buf.getvalue() + b"\x00" * 64)
+        return p, r"shapes declare more than .* bytes \(train_images: shape", {}
     elif case == "bomb":
         np.savez_compressed(p, **a)
         return p, "bytes uncompressed, over the limit of 1000 bytes", {"max_total_bytes": 1000}
@@ -441,10 +477,17 @@ def _bad_npz(tmp_path: Path, case: str) -> tuple[Path, str, dict]:
     return p, messages[case], {}
 
 
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
 BAD_NPZ = [
     "missing-key", "unexpected-key", "val-without-labels", "count-mismatch", "negative-label",
     "label-out-of-range", "empty-class", "single-class", "multi-label", "volume",
     "split-shapes", "float-range", "float-labels", "object-array", "not-zip", "bomb",
+    "forged-shape",
 ]
 
 
@@ -615,6 +658,8 @@ def test_register_npz_keeps_val_and_resolve_accepts_all_sources(tmp_path):
         rd.resolve_dataset(tmp_path / "table.csv", home=home)
     with pytest.raises(DatasetError, match="max_images applies to image folders only"):
         rd.resolve_dataset(path, home=home, max_images=10)
+    with pytest.raises(DatasetError, match="crop applies to image folders only"):
+        rd.resolve_dataset(path, home=home, crop=10)
     with pytest.raises(DatasetError, match="must be integer labels"):
         rd.resolve_dataset(path, home=home, positive_classes=["tumor"])
 
@@ -699,3 +744,12 @@ def test_real_breastmnist_npz():
     assert binary.class_names == ("non-cancer", "cancer")
     assert binary.x_train.shape == (546, 1, 32, 32)
     np.testing.assert_array_equal(binary.y_train, (ds.y_train == 0).astype(np.int64))
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception),
+                                             ("", pytest.skip.Exception)])
+def test_absent_real_data_skips_except_under_ci(monkeypatch, tmp_path, ci, outcome):
+    monkeypatch.setattr(sys.modules[__name__], "DATA", tmp_path)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="is absent"):
+        need_real("pcam-test")

@@ -1,0 +1,425 @@
+"""The logic behind the app's Design and Runs pages, kept free of Streamlit so it can be tested.
+
+- :func:`form_values` / :func:`build_spec`: an :class:`~akp.experiment.ExperimentSpec`
+  to flat form values and back, with validation.
+- :func:`schedule_rows` / :func:`schedule_from_rows`: a swap schedule to the rows of
+  the table editor and back (blank cells mean "keep").
+- :func:`parse_seeds`: ``"0-4, 7"`` -> ``[0, 1, 2, 3, 4, 7]``.
+- :func:`estimate_seconds`: a rough run-time estimate from a calibrated constant.
+- :func:`run_progress`: stored runs merged with the job manager's live snapshots.
+- :func:`read_json_upload`: a size-capped JSON upload parsed as a spec or a schedule.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from akp.data import DEFAULT_DIFFICULTY, SYNTHETIC
+from akp.experiment import MAX_SEEDS, ExperimentError, ExperimentSpec
+from akp.models import ModelSpec
+from akp.schedule import ScheduleError, SwapEvent, SwapSchedule, int_or_raw
+from akp.swaps import ACTIVATIONS, LOSSES
+
+# Seconds of training per (training image x epoch) for the reference model (width 16, depth 3,
+# 32 px), measured on one thread-pool worker of a 2-core x86 laptop-class CPU with PyTorch 2.x
+# (teaching preset: 2000 images x 8 epochs in about 9.8 s, incl. test evaluation and probe capture).
+# Other models scale by their conv cost relative to the reference (see :func:`model_cost`).
+SECONDS_PER_IMAGE_EPOCH = 6.1e-4
+RUN_OVERHEAD_SECONDS = 0.3  # model build, data transfer, final save
+REFERENCE_MODEL = ModelSpec(16, 3, 64)
+MAX_UPLOAD_BYTES = 256 * 1024
+KEEP = ""  # what an editor cell holds for "leave unchanged"
+FORM_KEYS = ("name", "dataset", "n_train", "n_test", "size", "data_seed", "difficulty", "width", "depth",
+             "embedding_dim", "epochs", "batch_size", "optimizer", "lr", "seeds", "probe_size")
+
+
+class DesignError(ExperimentError):
+    """A design form value is invalid; ``field`` names the form field it belongs to."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def activation_names() -> list[str]:
+    """Allowed activation names, sorted."""
+    return sorted(ACTIVATIONS)
+
+
+def loss_names() -> list[str]:
+    """Allowed loss names, sorted."""
+    return sorted(LOSSES)
+
+
+# -- seeds ------------------------------------------------------------------------------------------
+def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
+    """Parse seeds from ``"0-4, 7"``, ``"3"`` (a single seed), an int count, or a list.
+
+    Parameters
+    ----------
+    text : str, int or sequence of int
+        A string of comma-separated seeds and inclusive ranges ``a-b``; an int ``n``
+        means seeds ``0 .. n-1``; a sequence is taken as is.
+
+    Returns
+    -------
+    list of int
+        Seeds in the given order, duplicates removed.
+
+    Raises
+    ------
+    DesignError
+        If the text is malformed, a range is reversed, or there are more than
+        ``MAX_SEEDS`` seeds (field ``"seeds"``).
+    """
+    if isinstance(text, bool):
+        raise DesignError("seeds: give seeds such as '0-4' or '0, 1, 2'", "seeds")
+    if isinstance(text, int):
+        if not 1 <= text <= MAX_SEEDS:
+            raise DesignError(f"seeds: the number of seeds must be from 1 to {MAX_SEEDS}, got {text}", "seeds")
+        return list(range(text))
+    if not isinstance(text, str):
+        seeds = [int_or_raw(s) for s in text]
+    else:
+        seeds = []
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if not parts:
+            raise DesignError("seeds: list at least one seed, e.g. '0-4' or '0, 1, 2'", "seeds")
+        for part in parts:
+            m = re.fullmatch(r"(\d+)\s*(?:-\s*(\d+))?", part)
+            if not m:
+                raise DesignError(f"seeds: cannot read {part!r}; use integers and ranges like '0-4'", "seeds")
+            lo = int(m.group(1))
+            hi = int(m.group(2)) if m.group(2) is not None else lo
+            if hi < lo:
+                raise DesignError(f"seeds: range {part!r} goes backwards; write it as '{hi}-{lo}'", "seeds")
+            if hi - lo + 1 > MAX_SEEDS:
+                raise DesignError(f"seeds: at most {MAX_SEEDS} seeds, the range {part!r} has {hi - lo + 1}",
+                                  "seeds")
+            seeds.extend(range(lo, hi + 1))
+    seeds = list(dict.fromkeys(seeds))
+    if len(seeds) > MAX_SEEDS:
+        raise DesignError(f"seeds: at most {MAX_SEEDS} seeds, got {len(seeds)}", "seeds")
+    return seeds
+
+
+def format_seeds(seeds: Sequence[int]) -> str:
+    """Inverse of :func:`parse_seeds`: ``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    out: list[str] = []
+    ordered = list(seeds)
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
+# -- schedules <-> editor rows ----------------------------------------------------------------------
+def schedule_rows(schedule: SwapSchedule) -> list[dict[str, Any]]:
+    """The events of ``schedule`` as editor rows: epoch, activation, loss (``""`` = keep)."""
+    return [{"epoch": e.epoch, "activation": e.activation or KEEP, "loss": e.loss or KEEP}
+            for e in schedule.events]
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() in ("", "(keep)", "keep")
+
+
+def schedule_from_rows(name: str, activation: str, loss: str, rows: Sequence[Mapping[str, Any]]) -> SwapSchedule:
+    """Build a swap schedule from table-editor rows.
+
+    Rows are sorted by epoch; rows whose cells are all blank are dropped (the
+    editor's empty new row). Blank activation or loss cells mean "keep".
+
+    Parameters
+    ----------
+    name : str
+        Condition name.
+    activation, loss : str
+        Starting functions.
+    rows : sequence of mapping
+        Each with ``epoch``, ``activation``, ``loss``.
+
+    Returns
+    -------
+    SwapSchedule
+
+    Raises
+    ------
+    ScheduleError
+        If a row is malformed: missing or non-integer epoch, unknown function,
+        duplicate epochs, or a row that changes nothing. The message names the
+        row by its epoch.
+    """
+    events = []
+    for i, row in enumerate(rows):
+        epoch, act, los = row.get("epoch"), row.get("activation"), row.get("loss")
+        if _blank(epoch) and _blank(act) and _blank(los):
+            continue
+        if _blank(epoch):
+            raise ScheduleError(f"events[{i}].epoch: missing; give the 0-based epoch at which the swap applies")
+        epoch = int_or_raw(epoch)
+        if isinstance(epoch, str) and epoch.strip().isdigit():
+            epoch = int(epoch)
+        if isinstance(epoch, bool) or not isinstance(epoch, int):
+            raise ScheduleError(f"events[{i}].epoch: must be a non-negative integer, got {epoch!r}")
+        events.append(SwapEvent(epoch, None if _blank(act) else str(act), None if _blank(los) else str(los)))
+    events.sort(key=lambda e: e.epoch)
+    return SwapSchedule(name, activation, loss, tuple(events))
+
+
+# -- form values <-> spec ---------------------------------------------------------------------------
+def form_values(spec: ExperimentSpec) -> dict[str, Any]:
+    """Flatten a spec into the Design form's values (the inverse of :func:`build_spec`).
+
+    Parameters
+    ----------
+    spec : ExperimentSpec
+
+    Returns
+    -------
+    dict
+        Keys of :data:`FORM_KEYS`, plus ``conditions`` (list of SwapSchedule).
+    """
+    opts = spec.dataset_options
+    return {
+        "name": spec.name,
+        "dataset": spec.dataset,
+        "n_train": int(opts.get("n_train", 2000)),
+        "n_test": int(opts.get("n_test", 1000)),
+        "size": int(opts.get("size", 32)),
+        "data_seed": int(opts.get("seed", 0)),
+        "difficulty": float(opts.get("difficulty", DEFAULT_DIFFICULTY)),
+        "width": spec.model.width,
+        "depth": spec.model.depth,
+        "embedding_dim": spec.model.embedding_dim,
+        "epochs": spec.epochs,
+        "batch_size": spec.batch_size,
+        "optimizer": spec.optimizer,
+        "lr": float(spec.lr),
+        "seeds": format_seeds(spec.seeds),
+        "probe_size": spec.probe_size,
+        "conditions": list(spec.conditions),
+    }
+
+
+def _int(values: Mapping[str, Any], key: str) -> Any:
+    return int_or_raw(values[key])
+
+
+def build_spec(values: Mapping[str, Any], conditions: Sequence[SwapSchedule] | None = None) -> ExperimentSpec:
+    """Build and validate an experiment spec from Design form values.
+
+    Parameters
+    ----------
+    values : mapping
+        Form values as from :func:`form_values` (``seeds`` may be text such as ``"0-4"``).
+    conditions : sequence of SwapSchedule, optional
+        Overrides ``values["conditions"]``.
+
+    Returns
+    -------
+    ExperimentSpec
+        Validated.
+
+    Raises
+    ------
+    DesignError
+        With ``field`` set to the form field at fault: one of :data:`FORM_KEYS`,
+        ``"conditions"`` or ``"conditions[i]"``.
+    """
+    missing = [k for k in FORM_KEYS if k not in values]
+    if missing:
+        raise DesignError(f"form: missing field(s) {missing}", missing[0])
+    seeds = parse_seeds(values["seeds"])
+    conds = list(conditions if conditions is not None else values.get("conditions") or [])
+    dataset = str(values["dataset"] or SYNTHETIC)
+    options: dict[str, Any]
+    if dataset == SYNTHETIC:
+        options = {"n_train": _int(values, "n_train"), "n_test": _int(values, "n_test"), "size": _int(values, "size"),
+                   "seed": _int(values, "data_seed"), "difficulty": float(values["difficulty"])}
+    else:
+        options = {}
+    spec = ExperimentSpec(
+        name=str(values["name"]).strip(), dataset=dataset, dataset_options=options,
+        model=ModelSpec(_int(values, "width"), _int(values, "depth"), _int(values, "embedding_dim")),
+        epochs=_int(values, "epochs"), batch_size=_int(values, "batch_size"), optimizer=str(values["optimizer"]),
+        lr=float(values["lr"]), seeds=seeds, conditions=conds, probe_size=_int(values, "probe_size"),
+    )
+    try:
+        spec.validate()
+    except (ExperimentError, ScheduleError) as exc:
+        raise DesignError(str(exc), field_of(str(exc))) from None
+    if spec.dataset == SYNTHETIC and spec.probe_size > options["n_test"]:
+        raise DesignError(f"probe_size: at most n_test ({options['n_test']}) probe images, got {spec.probe_size}",
+                          "probe_size")
+    return spec
+
+
+def field_of(message: str) -> str:
+    """The form field an :class:`ExperimentError` message is about (its ``field:`` prefix).
+
+    ``"dataset_options.n_train: ..."`` -> ``"n_train"``; ``"model.width: ..."`` -> ``"width"``;
+    ``"conditions[1] (x): ..."`` -> ``"conditions[1]"``.
+    """
+    head = re.split(r"[:\s]", message, maxsplit=1)[0]
+    head = head.removeprefix("dataset_options.").removeprefix("model.")
+    if head == "seed":
+        return "data_seed"
+    return head
+
+
+# -- run-time estimate ------------------------------------------------------------------------------
+def model_cost(model: ModelSpec, size: int = 32, channels: int = 1) -> float:
+    """Multiply-adds of one forward pass of the conv stack (the bulk of the work).
+
+    Mirrors :class:`akp.models.SmallCNN`: 3x3 convs, widths ``width * 2**min(i, 2)``,
+    2x2 max-pool after each conv while the map is wider than 4 px.
+    """
+    widths = [model.width * 2 ** min(i, 2) for i in range(model.depth)]
+    chans = [channels, *widths]
+    side, cost = size, 0.0
+    for i in range(model.depth):
+        cost += 9.0 * chans[i] * chans[i + 1] * side * side
+        if side > 4:
+            side //= 2
+    return cost + widths[-1] * model.embedding_dim
+
+
+def estimate_seconds(spec: ExperimentSpec, *, workers: int = 1,
+                     seconds_per_image_epoch: float = SECONDS_PER_IMAGE_EPOCH) -> float:
+    """Rough wall-clock estimate of an experiment on CPU.
+
+    ``seconds_per_image_epoch x model_cost_ratio x (n_train + (n_test + probe)/3) x epochs``
+    per run (evaluation is a forward pass only, about a third of a training step),
+    plus a fixed overhead per run; runs are spread over ``workers``.
+
+    Parameters
+    ----------
+    spec : ExperimentSpec
+    workers : int
+        Runs trained at the same time.
+    seconds_per_image_epoch : float
+        Calibration constant for the reference model (:data:`SECONDS_PER_IMAGE_EPOCH`).
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
+    opts = spec.dataset_options
+    n_train = float(opts.get("n_train", 2000))
+    n_test = float(opts.get("n_test", 1000))
+    size = int(opts.get("size", 32))
+    ratio = model_cost(spec.model, size) / model_cost(REFERENCE_MODEL, 32)
+    # Small models do not get proportionally faster: per-batch overhead dominates.
+    ratio = max(ratio, 0.15)
+    per_run = seconds_per_image_epoch * ratio * (n_train + (n_test + spec.probe_size) / 3.0) * spec.epochs
+    n_runs = len(spec.conditions) * len(spec.seeds)
+    return (per_run + RUN_OVERHEAD_SECONDS) * math.ceil(n_runs / max(1, workers))
+
+
+def format_duration(seconds: float) -> str:
+    """``75`` -> ``"1 min 15 s"``; ``3700`` -> ``"1 h 2 min"``."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+# -- uploads ----------------------------------------------------------------------------------------
+def read_json_upload(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ExperimentSpec | SwapSchedule:
+    """Parse an uploaded JSON file as an experiment spec or a swap schedule.
+
+    Parameters
+    ----------
+    data : bytes
+        File contents.
+    max_bytes : int
+        Larger files are refused before parsing.
+
+    Returns
+    -------
+    ExperimentSpec or SwapSchedule
+        A spec if the object has ``conditions`` or ``epochs``, else a schedule.
+
+    Raises
+    ------
+    DesignError
+        Field ``"upload"``: too large, not UTF-8 JSON, or invalid.
+    """
+    if len(data) > max_bytes:
+        raise DesignError(f"upload: file is {len(data)} bytes; at most {max_bytes} bytes allowed", "upload")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DesignError(f"upload: not a UTF-8 JSON file ({exc})", "upload") from None
+    try:
+        if isinstance(obj, dict) and ("conditions" in obj or "epochs" in obj or "model" in obj):
+            return ExperimentSpec.from_dict(obj)
+        return SwapSchedule.from_dict(obj)
+    except (ExperimentError, ScheduleError, TypeError) as exc:
+        raise DesignError(f"upload: {exc}", "upload") from None
+
+
+# -- live progress ----------------------------------------------------------------------------------
+def run_progress(runs: Sequence[Mapping[str, Any]], snapshots: Sequence[Mapping[str, Any]],
+                 epochs: int) -> list[dict[str, Any]]:
+    """Stored runs merged with the job manager's live snapshots, with a progress fraction.
+
+    The store is the source of truth for finished states (it survives restarts);
+    a live snapshot adds the batch within the epoch and the queue position.
+
+    Parameters
+    ----------
+    runs : sequence of dict
+        From ``RunStore.runs`` (run_id, condition, seed, state, epochs_done, test_acc, ...).
+    snapshots : sequence of dict
+        From ``JobManager.status`` (run_id, state, epoch, epochs, batch, n_batches, queue_position, ...).
+    epochs : int
+        The experiment's budget.
+
+    Returns
+    -------
+    list of dict
+        Per run: run_id, condition, seed, state, progress (0..1), epoch (text), queue_position,
+        test_acc, train_acc, gap, error (first line).
+    """
+    live = {s["run_id"]: s for s in snapshots}
+    out = []
+    for run in runs:
+        snap = live.get(run["run_id"], {})
+        state = run["state"]
+        if state in ("queued", "running") and snap.get("state") in ("queued", "running"):
+            state = snap["state"]  # the manager knows first that a queued run has started
+        done = float(run.get("epochs_done") or 0)
+        if state == "running" and snap.get("n_batches"):
+            epoch = int(snap.get("epoch") or 0)
+            done = max(done, epoch + float(snap.get("batch") or 0) / float(snap["n_batches"]))
+        if state == "done":
+            done = float(epochs)
+        progress = min(1.0, done / epochs) if epochs else 0.0
+        qpos = snap.get("queue_position")
+        error = (run.get("error") or snap.get("error") or "").strip().splitlines()
+        out.append({
+            "run_id": run["run_id"], "condition": run["condition"], "seed": run["seed"], "state": state,
+            "progress": progress, "epoch": f"{int(run.get('epochs_done') or 0)}/{epochs}",
+            "queue_position": qpos if state == "queued" else None,
+            "test_acc": run.get("test_acc"), "train_acc": run.get("train_acc"), "gap": run.get("gap"),
+            "error": error[0] if error else "",
+        })
+    return out

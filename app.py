@@ -1,0 +1,73 @@
+"""AKP Lab: the Streamlit app's entry point.
+
+``streamlit run app.py`` builds the navigation over ``pages/``, the shared
+sidebar (the job queue) and the process-wide job manager. The store's home is
+``$AKP_HOME`` or ``./akp-data``.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # pages import ui_state and akp from the repository root
+    sys.path.insert(0, str(ROOT))
+
+import ui_state  # noqa: E402
+
+# (file, title, icon, default?) in menu order; pages that do not exist yet are left out.
+PAGES = [
+    ("pages/home.py", "Home", ":material/home:", True),
+    ("pages/design.py", "Design", ":material/tune:", False),
+    ("pages/runs.py", "Runs", ":material/monitoring:", False),
+    ("pages/families.py", "Families", ":material/diversity_3:", False),
+    ("pages/representations.py", "Representations", ":material/scatter_plot:", False),
+    ("pages/layers.py", "Layers", ":material/layers:", False),
+    ("pages/learn.py", "Learn", ":material/school:", False),
+]
+
+st.set_page_config(page_title="AKP Lab", page_icon=":material/family_restroom:", layout="wide",
+                   initial_sidebar_state="expanded")
+
+
+@st.cache_resource(show_spinner=False)
+def _start_warm_up() -> bool:
+    """Import and JIT-compile UMAP in a background thread, once per process (no st.* there)."""
+    try:
+        from akp.projection import start_warm_up
+    except ImportError:
+        return False
+    start_warm_up()
+    return True
+
+
+def build_navigation() -> st.navigation:
+    """The pages that exist, in menu order."""
+    pages = [st.Page(str(ROOT / path), title=title, icon=icon, default=default,
+                     url_path=Path(path).stem if not default else None)
+             for path, title, icon, default in PAGES if (ROOT / path).exists()]
+    return st.navigation(pages, position="sidebar")
+
+
+def sidebar() -> None:
+    """The shared sidebar: the job queue and where the runs are stored."""
+    with st.sidebar:
+        manager = ui_state.get_manager()
+        counts = ui_state.job_counts()
+        st.markdown("**Job queue**")
+        cols = st.columns(2)
+        cols[0].metric("Running", counts["running"])
+        cols[1].metric("Queued", counts["queued"])
+        if (ROOT / "pages/runs.py").exists():
+            st.page_link(str(ROOT / "pages/runs.py"), label="Watch runs", icon=":material/monitoring:")
+        if manager is None:
+            st.caption("Job manager unavailable: the app is read-only.")
+        st.caption(f"Store: `{ui_state.home_path()}`")
+
+
+_start_warm_up()
+nav = build_navigation()
+sidebar()
+nav.run()

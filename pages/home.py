@@ -1,0 +1,106 @@
+"""Home: what AKP Lab is, the experiments in the store, and a one-click start on an empty store."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import ui_state
+from akp.experiment import ExperimentError, load_preset
+
+STATE_ORDER = ("queued", "running", "done", "diverged", "failed", "cancelled", "interrupted")
+
+st.title("AKP Lab")
+st.markdown(
+    "*All happy families are alike; each unhappy family is unhappy in its own way.* "
+    "Train image classifiers while hot-swapping their activation and loss functions, sort them into "
+    "**happy** (they generalize) and **unhappy** families, and test whether the unhappy ones are more "
+    "dispersed in representation space."
+)
+
+
+def launch_preset(name: str) -> str | None:
+    """Create the preset's experiment and queue its runs; report problems, never raise."""
+    store, manager = ui_state.get_store(), ui_state.get_manager()
+    try:
+        spec = load_preset(name)
+        experiment_id = store.create_experiment(spec)
+    except (ExperimentError, ValueError, OSError) as exc:
+        st.error(f"Could not create the {name!r} experiment: {exc}")
+        return None
+    if manager is None:
+        st.warning("The experiment was created, but no job manager is available to train it.")
+        return experiment_id
+    try:
+        manager.submit(experiment_id)
+    except ValueError as exc:  # queue full or quota: the runs stay queued in the store
+        st.error(f"The runs were created but not queued: {exc}")
+    ui_state.set_selected_experiment(experiment_id)
+    return experiment_id
+
+
+store = ui_state.get_store()
+experiments = store.experiments()
+
+if not experiments:
+    st.subheader("Get started")
+    st.markdown(
+        "The store is empty. The **teaching** preset trains 3 swap schedules × 6 seeds of a small CNN on "
+        "synthetic cancer/non-cancer cell images (a few minutes on a laptop CPU). Or design your own on "
+        "**Design**, and read **Learn** for the ideas behind it."
+    )
+    c1, c2 = st.columns(2, width="content")
+    if c1.button("Start the teaching experiment", type="primary", icon=":material/play_arrow:",
+                 key="home-start-teaching"):
+        if experiment_id := launch_preset("teaching"):
+            st.switch_page("pages/runs.py", query_params={"experiment": experiment_id})
+    if c2.button("Quick smoke test (seconds)", icon=":material/bolt:", key="home-start-smoke"):
+        if experiment_id := launch_preset("smoke"):
+            st.switch_page("pages/runs.py", query_params={"experiment": experiment_id})
+    st.stop()
+
+st.subheader("Experiments")
+rows = []
+for exp in experiments:
+    states = exp["states"] or {}
+    row = {"id": exp["id"], "name": exp["name"],
+           "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(exp["created"])), "runs": exp["n_runs"]}
+    for state in STATE_ORDER:
+        row[state] = int(states.get(state, 0))
+    finished = row["done"] + row["diverged"]
+    row["progress"] = finished / exp["n_runs"] if exp["n_runs"] else 0.0
+    rows.append(row)
+frame = pd.DataFrame(rows)
+# Only show state columns that occur somewhere: most stores never see "interrupted".
+shown = ["name", "id", "created", "runs", "progress"] + [s for s in STATE_ORDER if frame[s].any()]
+event = st.dataframe(
+    frame, hide_index=True, column_order=shown, on_select="rerun", selection_mode="single-row",
+    key="home-experiments",
+    column_config={"progress": st.column_config.ProgressColumn("finished", min_value=0.0, max_value=1.0,
+                                                               format="percent")},
+)
+ui_state.download_csv(frame, "experiments", key="home-experiments-csv")
+picked = event.selection.rows if event is not None and hasattr(event, "selection") else []
+if picked:
+    chosen = frame.iloc[picked[0]]["id"]
+    ui_state.set_selected_experiment(chosen)
+    st.caption(f"Selected **{frame.iloc[picked[0]]['name']}** (`{chosen}`).")
+    c1, c2, c3 = st.columns(3, width="content")
+    c1.page_link("pages/runs.py", label="Runs", icon=":material/monitoring:", query_params={"experiment": chosen})
+    if (Path(__file__).parent / "families.py").exists():
+        c2.page_link("pages/families.py", label="Families", icon=":material/diversity_3:",
+                     query_params={"experiment": chosen})
+    c3.page_link("pages/design.py", label="New experiment", icon=":material/tune:")
+else:
+    st.caption("Select a row to open its runs or families.")
+
+with st.expander("Start another preset"):
+    c1, c2 = st.columns(2, width="content")
+    if c1.button("Teaching", key="home-again-teaching", icon=":material/play_arrow:"):
+        if experiment_id := launch_preset("teaching"):
+            st.switch_page("pages/runs.py", query_params={"experiment": experiment_id})
+    if c2.button("Smoke", key="home-again-smoke", icon=":material/bolt:"):
+        if experiment_id := launch_preset("smoke"):
+            st.switch_page("pages/runs.py", query_params={"experiment": experiment_id})
