@@ -10,7 +10,7 @@ from typing import Sequence
 from akp.experiment import ExperimentError, load_spec, preset_names
 from akp.schedule import ScheduleError
 from akp.store import RunStore, StoreError
-from akp.data import DatasetError
+from akp.data import SYNTHETIC_OPTIONS, DatasetError
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -64,10 +64,13 @@ class ProgressBar:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    spec = load_spec(args.preset_or_file).with_overrides(seeds=args.seeds, epochs=args.epochs)
+    spec = load_spec(args.preset_or_file)
     if args.dataset:
+        # Synthetic-only options do not apply to a folder, an .npz file or a registered dataset.
         spec.dataset = args.dataset
-        spec.dataset_options = {k: v for k, v in spec.dataset_options.items() if k not in ("n_train", "n_test", "difficulty", "seed")}
+        spec.dataset_options = {k: v for k, v in spec.dataset_options.items() if k not in SYNTHETIC_OPTIONS
+                                or k == "size"}
+    spec = spec.with_overrides(seeds=args.seeds, epochs=args.epochs)
     store = RunStore(args.home)
     experiment_id = store.create_experiment(spec)
     print(f"experiment {experiment_id}: {spec.name}, {len(spec.conditions)} conditions x "

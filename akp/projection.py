@@ -26,9 +26,10 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -477,7 +478,7 @@ def _fit_aligned(
         alpha = 1.0 - epoch / epochs
 
     out = []
-    for mapper, emb in zip(mappers, embeddings):
+    for mapper, emb in zip(mappers, embeddings, strict=True):
         emb = np.array(emb, dtype=np.float32)
         # As AlignedUMAP: points with no neighbour at all have no place.
         disconnected = np.asarray(mapper.graph_.sum(axis=1)).ravel() == 0

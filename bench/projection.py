@@ -13,8 +13,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -81,9 +82,9 @@ def main() -> None:
         for n in (512, 2048):
             for d in (64, 256):
                 x = probe_like(n, d)
-                t_first, first = timed(lambda: P.umap_embedding(x, cache_dir=cache))
-                t_fit, fit = timed(lambda: P.umap_embedding(x, use_cache=False))
-                t_hit, hit = timed(lambda: P.umap_embedding(x, cache_dir=cache), repeat=7)
+                t_first, first = timed(lambda x=x: P.umap_embedding(x, cache_dir=cache))
+                t_fit, fit = timed(lambda x=x: P.umap_embedding(x, use_cache=False))
+                t_hit, hit = timed(lambda x=x: P.umap_embedding(x, cache_dir=cache), repeat=7)
                 assert np.array_equal(first, fit) and np.array_equal(first, hit)
                 print(f"{n:>6} {d:>5} | {t_first:>8.3f}s {t_fit:>8.3f}s {t_hit * 1e3:>7.2f}ms"
                       f" | {t_hit / t_fit:.2%}")
@@ -93,10 +94,10 @@ def main() -> None:
         for n in (512, 2048):
             d = 64
             frames = [probe_like(n, d) * (1 + 0.1 * t) for t in range(4)]
-            t_first, first = timed(lambda: P.aligned_umap(frames, cache_dir=cache))
-            t_fit, fit = timed(lambda: P.aligned_umap(frames, use_cache=False))
-            t_hit, hit = timed(lambda: P.aligned_umap(frames, cache_dir=cache), repeat=7)
-            assert all(np.array_equal(a, b) for a, b in zip(first, hit))
+            t_first, first = timed(lambda frames=frames: P.aligned_umap(frames, cache_dir=cache))
+            t_fit, fit = timed(lambda frames=frames: P.aligned_umap(frames, use_cache=False))
+            t_hit, hit = timed(lambda frames=frames: P.aligned_umap(frames, cache_dir=cache), repeat=7)
+            assert all(np.array_equal(a, b) for a, b in zip(first, hit, strict=True))
             print(f"{n:>6} {d:>5} | {t_first:>8.3f}s {t_fit:>8.3f}s {t_hit * 1e3:>7.2f}ms"
                   f" | {t_hit / t_fit:.2%}")
         print()

@@ -120,7 +120,7 @@ def test_permdisp_non_euclidean_distances_use_imaginary_axes():
     g = ["x"] * 6 + ["y"] * 6
     res = permdisp(d, g, permutations=99)
     assert res.n_negative_axes > 0
-    for lab, idx in (("x", np.arange(6)), ("y", np.arange(6, 12))):
+    for idx in (np.arange(6), np.arange(6, 12)):
         sub = d[np.ix_(idx, idx)] ** 2
         z2 = sub.mean(axis=1) - sub.mean() / 2
         np.testing.assert_allclose(res.distances[idx], np.sqrt(np.abs(z2)), atol=1e-9)
@@ -144,7 +144,7 @@ def test_permdisp_is_invariant_to_relabelling_and_reproducible():
 def test_permdisp_spatial_median():
     pts, d, g = two_groups(6, n=(9, 9), spread=(1.0, 1.0), dim=3)
     res = permdisp(d, g, center="median", permutations=99)
-    for lab, idx in (("a", np.arange(9)), ("b", np.arange(9, 18))):
+    for idx in (np.arange(9), np.arange(9, 18)):
         x = pts[idx]
         best = minimize(lambda m, x=x: np.linalg.norm(x - m, axis=1).sum(), x.mean(0), method="Nelder-Mead",
                         options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}).x

@@ -282,10 +282,10 @@ def test_aligned_frames_same_points_same_order_and_aligned(tmp_path: Path, count
     assert count_fits["aligned"] == 1
     again = P.aligned_umap(frames, n_epochs=N_EPOCHS, cache_dir=tmp_path)
     assert count_fits["aligned"] == 1
-    for a, b in zip(out, again):
+    for a, b in zip(out, again, strict=True):
         np.testing.assert_array_equal(a, b)
     fresh = P.aligned_umap(frames, n_epochs=N_EPOCHS, use_cache=False)
-    for a, b in zip(out, fresh):
+    for a, b in zip(out, fresh, strict=True):
         np.testing.assert_array_equal(a, b)
     assert count_fits["aligned"] == 2
     # Any change misses.

@@ -1,0 +1,149 @@
+"""Runs: live progress of an experiment's runs, training and test curves with swap events, cancel and resume.
+
+Everything shown comes from the store and the process-wide job manager, so a
+reload or a second tab shows the same runs. While anything is queued or
+running, a fragment polls once a second; figures are rebuilt only when a run's
+epochs or state changed (cached by that fingerprint).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+import ui_state
+from akp.design import run_progress
+from akp.plots.training import final_accuracy_figure, metrics_table, training_curves
+
+POLL_SECONDS = 1.0
+METRIC_LABELS = {"accuracy": "Accuracy", "loss": "Loss", "gap": "Generalization gap"}
+
+st.title("Runs")
+
+store = ui_state.get_store()
+manager = ui_state.get_manager()
+experiment_id = ui_state.experiment_selector(store)
+if experiment_id is None:
+    st.page_link("pages/design.py", label="Design an experiment", icon=":material/tune:")
+    st.stop()
+
+try:
+    spec = store.spec(experiment_id)
+except ValueError as exc:
+    st.error(f"Cannot read this experiment's spec: {exc}")
+    st.stop()
+
+st.caption(f"{spec.name}: {len(spec.conditions)} conditions × {len(spec.seeds)} seeds × {spec.epochs} epochs, "
+           f"dataset `{spec.dataset}`, model width {spec.model.width} depth {spec.model.depth}, "
+           f"{spec.optimizer} lr {spec.lr:g}.")
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def curves_data(home: str, experiment_id: str, fingerprint: tuple[tuple[str, int, str], ...], metric: str,
+                epochs: int) -> tuple[Any, pd.DataFrame]:
+    """Training curves and their data, rebuilt only when the runs' (epochs_done, state) change.
+
+    ``home`` keys the cache per store; ``fingerprint`` is ((run_id, epochs_done, state), ...).
+    """
+    s = ui_state.get_store()
+    run_ids = [f[0] for f in fingerprint]
+    runs = [r for r in s.runs(experiment_id) if r["run_id"] in set(run_ids)]
+    metrics = {r["run_id"]: s.metrics(r["run_id"]) for r in runs if r["epochs_done"]}
+    events = {r["run_id"]: s.events(r["run_id"]) for r in runs if r["epochs_done"]}
+    fig = training_curves(runs, metrics, events, metric=metric, epochs=epochs)
+    return fig, metrics_table(runs, metrics)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def final_figure(home: str, experiment_id: str, fingerprint: tuple[tuple[str, int, str], ...]) -> Any:
+    """Final test accuracy per condition, rebuilt only when the fingerprint changes."""
+    ids = {f[0] for f in fingerprint}
+    runs = [r for r in ui_state.get_store().runs(experiment_id) if r["run_id"] in ids]
+    return final_accuracy_figure(runs)
+
+
+def actions(runs: list[dict[str, Any]]) -> None:
+    """Cancel and resume buttons for the whole experiment."""
+    active = [r for r in runs if r["state"] in ui_state.ACTIVE_STATES]
+    resumable = [r for r in runs if r["state"] in ("interrupted", "failed", "cancelled")]
+    never_submitted = manager is not None and any(
+        s.get("state") == "queued" and not s.get("managed", True) for s in manager.status(experiment_id)
+    ) if active else False
+    c1, c2, c3 = st.columns(3, width="content")
+    if c1.button(f"Cancel {len(active)} active", key="runs-cancel", icon=":material/stop:",
+                 disabled=manager is None or not active):
+        cancelled = manager.cancel(experiment_id)
+        st.toast(f"Cancelled {len(cancelled)} runs")
+        st.rerun(scope="app")
+    label = f"Resume {len(resumable)}" if resumable else "Resume"
+    if c2.button(label, key="runs-resume", icon=":material/replay:",
+                 disabled=manager is None or not (resumable or never_submitted)):
+        try:
+            queued = manager.resume(experiment_id)
+            st.toast(f"Queued {len(queued)} runs again")
+        except ValueError as exc:
+            st.error(f"Cannot resume: {exc}")
+        st.rerun(scope="app")
+    ui_state.download_json(spec, f"spec-{ui_state.slug(spec.name)}", label="Spec (JSON)",
+                           key="runs-spec-json", container=c3)
+
+
+initially_active = ui_state.any_active(experiment_id)
+
+
+@st.fragment(run_every=POLL_SECONDS if initially_active else None)
+def live() -> None:
+    """Progress table, state counts, cancel/resume; polls while runs are active."""
+    runs = store.runs(experiment_id)
+    active_now = any(r["state"] in ui_state.ACTIVE_STATES for r in runs)
+    snaps = ui_state.live_status(experiment_id) if active_now else []
+    rows = run_progress(runs, snaps, spec.epochs)
+    counts = Counter(r["state"] for r in rows)
+    cols = st.columns(6)
+    for col, state in zip(cols, ("queued", "running", "done", "diverged", "failed", "cancelled")):
+        col.metric(state.capitalize(), counts.get(state, 0))
+    if counts.get("interrupted"):
+        st.warning(f"{counts['interrupted']} runs were interrupted (the server stopped while they trained). "
+                   "Resume trains them again from the start.")
+    actions(runs)
+    frame = pd.DataFrame(rows)
+    st.dataframe(
+        frame, hide_index=True, key="runs-table",
+        column_order=["condition", "seed", "state", "progress", "epoch", "queue_position", "test_acc",
+                      "train_acc", "gap", "error"],
+        column_config={
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
+                                                        format="percent"),
+            "queue_position": st.column_config.NumberColumn("queue pos.", help="Runs ahead of it (0 = next)"),
+            "test_acc": st.column_config.NumberColumn("test acc", format="%.3f"),
+            "train_acc": st.column_config.NumberColumn("train acc", format="%.3f"),
+            "gap": st.column_config.NumberColumn("gap", format="%+.3f"),
+            "error": st.column_config.TextColumn("error", width="medium"),
+        },
+    )
+    ui_state.download_csv(frame, f"runs-{experiment_id}", label="Runs (CSV)", key="runs-table-csv")
+
+    selected = set(st.session_state.get("_runs_curve_selection") or [r["run_id"] for r in runs])
+    fingerprint = tuple((r["run_id"], int(r["epochs_done"] or 0), r["state"]) for r in runs
+                        if r["run_id"] in selected)
+    metric = st.session_state.get("runs-metric") or "accuracy"
+    st.subheader(f"{METRIC_LABELS[metric]} per epoch")
+    st.caption("Dotted: train; solid: test. Dashed vertical lines: swap events (they apply at the start of "
+               "the epoch they name).")
+    fig, table = curves_data(str(store.home), experiment_id, fingerprint, metric, spec.epochs)
+    ui_state.show_figure(fig, f"curves-{metric}-{experiment_id}", key="runs-curves", data=table)
+    if any(r["test_acc"] is not None for r in runs):
+        st.subheader("Final test accuracy")
+        ui_state.show_figure(final_figure(str(store.home), experiment_id, fingerprint),
+                             f"final-accuracy-{experiment_id}", key="runs-final")
+    if active_now != initially_active:
+        st.rerun(scope="app")  # start or stop polling
+
+
+with st.expander("Curve options", expanded=False):
+    st.segmented_control("Curves", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="runs-metric",
+                         default="accuracy", selection_mode="single")
+    st.session_state["_runs_curve_selection"] = ui_state.run_selector(store, experiment_id, label="Runs in the curves")
+live()
