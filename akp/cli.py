@@ -5,16 +5,16 @@ import argparse
 import sys
 import time
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
+from akp.data import SYNTHETIC_OPTIONS, DatasetError
 from akp.experiment import ExperimentError, load_spec, preset_names
 from akp.schedule import ScheduleError
 from akp.store import RunStore, StoreError
-from akp.data import SYNTHETIC_OPTIONS, DatasetError
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*map(str, r)) for r in rows]

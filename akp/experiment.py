@@ -98,7 +98,8 @@ class ExperimentSpec:
                 kind = SYNTHETIC_OPTIONS[key]
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                         kind is int and not float(value).is_integer()):
-                    raise ExperimentError(f"dataset_options.{key}: must be {'an integer' if kind is int else 'a number'}")
+                    what = "an integer" if kind is int else "a number"
+                    raise ExperimentError(f"dataset_options.{key}: must be {what}")
             _range("dataset_options.n_train", self.dataset_options.get("n_train", 2000), 20, 200_000)
             _range("dataset_options.n_test", self.dataset_options.get("n_test", 1000), 20, 100_000)
         else:
@@ -223,7 +224,8 @@ class ExperimentSpec:
         allowed = set(cls.__dataclass_fields__)
         unknown = set(data) - allowed
         if unknown:
-            raise ExperimentError(f"experiment: unknown field(s) {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+            raise ExperimentError(
+                f"experiment: unknown field(s) {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
         kwargs = dict(data)
         try:
             if "model" in kwargs:

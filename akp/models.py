@@ -119,7 +119,7 @@ class SmallCNN(nn.Module):
             How conv maps are reduced: global average per channel, or a 2x2 pooled grid.
         """
         feats: dict[str, Tensor] = {}
-        for i, (conv, act) in enumerate(zip(self.convs, self.acts)):
+        for i, (conv, act) in enumerate(zip(self.convs, self.acts, strict=False)):
             x = act(conv(x))
             name = f"conv{i + 1}"
             if name in capture:

@@ -6,7 +6,7 @@ a swap a perturbation of training rather than a restart.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
