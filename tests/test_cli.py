@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from akp.cli import main
+from akp.store import RunStore
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_experiment_smoke_end_to_end_in_a_subprocess(tmp_path):
+    home = tmp_path / "store"
+    proc = subprocess.run([sys.executable, "-m", "akp", "experiment", "smoke", "--home", str(home)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "condition" in proc.stdout and "steady" in proc.stdout and "sigmoid-shock" in proc.stdout
+    assert "done 2" in proc.stdout
+    store = RunStore(home)
+    (exp,) = store.experiments()
+    runs = store.runs(exp["id"])
+    assert len(runs) == 4 and {r["state"] for r in runs} == {"done"}
+    assert all(len(store.metrics(r["run_id"])) == 2 for r in runs)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["experiment", "nosuch"], "preset: unknown 'nosuch'; allowed: "),
+    (["experiment", "smoke", "--epochs", "0"], "epochs: must be an integer from 1 to 200, got 0"),
+    (["experiment", "smoke", "--seeds", "100"], "seeds: must be an integer from 1 to 64"),
+    (["show", "e-nope"], "no experiment 'e-nope'"),
+    (["show", "../../etc"], "invalid id"),
+])
+def test_bad_input_exits_2_with_the_message_and_writes_nothing(tmp_path, capsys, argv, message):
+    home = tmp_path / "store"
+    assert main([*argv, "--home", str(home)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not home.exists() or RunStore(home).experiments() == []
+
+
+def test_bad_spec_file_is_reported(tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"name": "x", "conditions": [{"name": "a", "activation": "swish9"}]}))
+    assert main(["experiment", str(path), "--home", str(tmp_path / "s")]) == 2
+    assert "conditions[0]: activation: unknown function 'swish9'; allowed:" in capsys.readouterr().err
+
+
+def test_list_and_show(smoke_store, capsys):
+    store, eid = smoke_store
+    assert main(["list", "--home", str(store.home)]) == 0
+    out = capsys.readouterr().out
+    assert eid in out and "done 4" in out
+    assert main(["show", eid, "--home", str(store.home)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"{eid}-c") == 4 and "sigmoid-shock" in out
+
+
+def test_list_on_an_empty_store_suggests_a_first_command(tmp_path, capsys):
+    assert main(["list", "--home", str(tmp_path / "empty")]) == 0
+    assert "python -m akp experiment smoke" in capsys.readouterr().out
