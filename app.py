@@ -28,6 +28,8 @@ PAGES = [
     ("pages/learn.py", "Learn", ":material/school:", False),
 ]
 
+QUEUE_POLL_SECONDS = 2.0
+
 st.set_page_config(page_title="AKP Lab", page_icon=":material/family_restroom:", layout="wide",
                    initial_sidebar_state="expanded")
 
@@ -52,19 +54,34 @@ def build_navigation() -> st.navigation:
 
 
 def sidebar() -> None:
-    """The shared sidebar: the job queue and where the runs are stored."""
+    """The shared sidebar: the job queue (refreshed while runs are active) and where runs are stored."""
     with st.sidebar:
-        manager = ui_state.get_manager()
-        counts = ui_state.job_counts()
-        st.markdown("**Job queue**")
-        cols = st.columns(2)
-        cols[0].metric("Running", counts["running"])
-        cols[1].metric("Queued", counts["queued"])
-        if (ROOT / "pages/runs.py").exists():
-            st.page_link(str(ROOT / "pages/runs.py"), label="Watch runs", icon=":material/monitoring:")
-        if manager is None:
+        queue_panel()
+        if ui_state.get_manager() is None:
             st.caption("Job manager unavailable: the app is read-only.")
         st.caption(f"Store: `{ui_state.home_path()}`")
+
+
+def _queue_active() -> bool:
+    counts = ui_state.job_counts()
+    return bool(counts["running"] or counts["queued"])
+
+
+_QUEUE_WAS_ACTIVE = _queue_active()
+
+
+@st.fragment(run_every=QUEUE_POLL_SECONDS if _QUEUE_WAS_ACTIVE else None)
+def queue_panel() -> None:
+    """Running and queued counts, with a link to Runs; polls only while something is active."""
+    counts = ui_state.job_counts()
+    if not (counts["running"] or counts["queued"]) and _QUEUE_WAS_ACTIVE:
+        st.rerun(scope="app")  # all done: a full rerun stops the polling
+    st.markdown("**Job queue**")
+    cols = st.columns(2)
+    cols[0].metric("Running", counts["running"])
+    cols[1].metric("Queued", counts["queued"])
+    if (ROOT / "pages/runs.py").exists():
+        st.page_link(str(ROOT / "pages/runs.py"), label="Watch runs", icon=":material/monitoring:")
 
 
 _start_warm_up()

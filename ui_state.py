@@ -11,7 +11,7 @@ drops the query string.
 
 Stable API (other pages rely on these names):
 
-- :func:`home_path`, :func:`get_store`, :func:`get_manager`
+- :func:`home_path`, :func:`get_store`, :func:`get_manager`, :func:`shutdown_managers`
 - :func:`experiment_selector`, :func:`run_selector`, :func:`selected_experiment`
 - :func:`job_counts`, :func:`any_active`, :func:`live_status`
 - :func:`download_csv`, :func:`download_figure`, :func:`download_json`,
@@ -67,12 +67,40 @@ def get_store() -> RunStore:
     return _store_for(str(home_path()))
 
 
+_MANAGERS: dict[str, Any] = {}  # every manager this process made, so tests can shut them down
+
+
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _manager_for(home: str) -> Any:
     from akp.jobs import JobManager  # imported lazily: the pages work (read-only) without it
 
     workers = int(os.environ.get("AKP_WORKERS", "1") or 1)
-    return JobManager(_store_for(home), max_workers=max(1, workers))
+    manager = JobManager(_store_for(home), max_workers=max(1, workers))
+    _MANAGERS[home] = manager
+    return manager
+
+
+def shutdown_managers(home: str | os.PathLike | None = None) -> None:
+    """Cancel and stop the job managers this process made (all, or the one of ``home``); for tests.
+
+    Parameters
+    ----------
+    home : path, optional
+        Only the manager of this store home.
+    """
+    keys = [str(Path(home).resolve())] if home is not None else list(_MANAGERS)
+    for key in keys:
+        manager = _MANAGERS.pop(key, None)
+        if manager is None:
+            continue
+        for exp in manager.store.experiments():
+            try:
+                manager.cancel(exp["id"])
+            except ValueError:
+                pass
+        manager.shutdown(wait=True)
+    _manager_for.clear()
+    _store_for.clear()
 
 
 def get_manager() -> Any | None:
@@ -175,6 +203,10 @@ def selected_experiment(ids: Sequence[str]) -> str | None:
 
 def set_selected_experiment(experiment_id: str | None) -> None:
     """Point the URL (``?experiment=``) and the session at ``experiment_id``."""
+    previous = st.query_params.get(EXPERIMENT_PARAM)
+    if previous is not None and previous != experiment_id:
+        st.query_params.pop(RUN_PARAM, None)  # run ids belong to the previous experiment
+        st.session_state[_SESSION_RUNS] = []
     st.session_state[_SESSION_EXPERIMENT] = experiment_id
     if experiment_id is None:
         st.query_params.pop(EXPERIMENT_PARAM, None)
@@ -223,13 +255,16 @@ def experiment_selector(
         return None
     by_id = {e["id"]: e for e in exps}
     ids = list(by_id)
+    # The URL wins (a shared link, a page link, a reload); the widget's own changes reach the URL
+    # through on_change, before the script reruns, so they are not overridden here.
     current = selected_experiment(ids)
-    # A stale widget value (experiment deleted, URL edited) must not win over the URL.
-    if key in st.session_state and st.session_state[key] not in by_id:
-        del st.session_state[key]
-    if key in st.session_state and st.query_params.get(EXPERIMENT_PARAM) in by_id:
-        st.session_state[key] = st.query_params[EXPERIMENT_PARAM]
-    chosen = where.selectbox(label, ids, index=ids.index(current), key=key,
+    if st.session_state.get(key) != current:
+        st.session_state[key] = current
+
+    def _on_change() -> None:
+        set_selected_experiment(st.session_state[key])
+
+    chosen = where.selectbox(label, ids, key=key, on_change=_on_change,
                              format_func=lambda i: experiment_label(by_id[i]))
     set_selected_experiment(chosen)
     return chosen
@@ -438,10 +473,10 @@ def show_figure(fig: Any, file_name: str, *, key: str | None = None,
     """
     base = key or f"fig-{slug(file_name)}"
     st.plotly_chart(fig, key=base, config={"displaylogo": False})
-    cols = st.columns(2 if data is not None else 1, gap="small", width="content")
-    download_figure(fig, file_name, key=f"{base}-html", container=cols[0])
+    row = st.container(horizontal=True, gap="small")
+    download_figure(fig, file_name, key=f"{base}-html", container=row)
     if data is not None:
-        download_csv(data, file_name, key=f"{base}-csv", container=cols[1])
+        download_csv(data, file_name, key=f"{base}-csv", container=row)
 
 
 def guarded(fn: Callable[[], Any], message: str = "Something went wrong") -> Any:

@@ -24,9 +24,12 @@ from akp.schedule import ScheduleError, SwapEvent, SwapSchedule, int_or_raw
 from akp.swaps import ACTIVATIONS, LOSSES
 
 # Seconds of training per (training image x epoch) for the reference model (width 16, depth 3,
-# 32 px), measured on one thread-pool worker of a 2-core x86 laptop-class CPU with PyTorch 2.x
-# (teaching preset: 2000 images x 8 epochs in about 9.8 s, incl. test evaluation and probe capture).
-# Other models scale by their conv cost relative to the reference (see :func:`model_cost`).
+# 32 px) on CPU with 2 torch threads, evaluation and probe capture included. Calibrated on the
+# 2-core development VM (PyTorch 2.x): a teaching-preset run of 2 epochs took 2.1 s when the machine
+# was quiet (4.2e-4 s per image-epoch, counting test/probe images at 1/3) and about 3x that under a
+# shared load; 6.1e-4 sits in between. Other models scale by their conv cost (see :func:`model_cost`).
+# It is an order-of-magnitude guide, not a promise: re-calibrate by comparing `estimate_seconds`
+# against a real run on new hardware.
 SECONDS_PER_IMAGE_EPOCH = 6.1e-4
 RUN_OVERHEAD_SECONDS = 0.3  # model build, data transfer, final save
 REFERENCE_MODEL = ModelSpec(16, 3, 64)

@@ -15,6 +15,9 @@ from torch import Tensor, nn
 from akp.swaps import SwappableActivation
 
 CONV_REDUCTIONS = ("mean", "grid2")
+# Images arrive in [0, 1]; a fixed affine map centres them (a constant, not running statistics,
+# so a vectorized family computes exactly what sequential runs compute).
+INPUT_SHIFT, INPUT_SCALE = 0.5, 4.0
 
 
 class ModelError(ValueError):
@@ -119,6 +122,7 @@ class SmallCNN(nn.Module):
             How conv maps are reduced: global average per channel, or a 2x2 pooled grid.
         """
         feats: dict[str, Tensor] = {}
+        x = (x - INPUT_SHIFT) * INPUT_SCALE
         for i, (conv, act) in enumerate(zip(self.convs, self.acts, strict=False)):
             x = act(conv(x))
             name = f"conv{i + 1}"

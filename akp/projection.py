@@ -516,7 +516,8 @@ def umap_embedding(
     min_dist : float, default=0.1
         Minimum distance between embedded points, in [0, 1].
     metric : str, default="euclidean"
-        One of ``ALLOWED_METRICS``.
+        One of ``ALLOWED_METRICS``. Only "euclidean" is compiled by
+        :func:`warm_up`; another metric compiles on its first fit (seconds).
     seed : int, default=0
         Random seed in [0, 2**32 - 1]; the same seed gives the same result.
     n_epochs : int or None, default=None

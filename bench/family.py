@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     spec.epochs = args.epochs
     spec.dataset_options = {**spec.dataset_options, "n_train": args.n_train}
     spec.capture_epochs = None
-    spec.validate()
     cond = spec.condition(args.condition) if args.condition else spec.conditions[0]
+    spec.conditions = [cond]  # other conditions' events may lie past a shortened budget
+    spec.validate()
     data = load_dataset(spec, None)
     print(f"device: {device_name(args.device)}")
     print(f"model: teaching preset {spec.model.to_dict()}, condition {cond.name!r}, optimizer {spec.optimizer}, "

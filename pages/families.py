@@ -16,7 +16,7 @@ from akp.projection import model_map
 from akp.store import FINISHED_STATES
 
 DISTANCE_LABELS = {"1-cka": "1 − CKA", "angular": "angular (arccos CKA)"}
-RULE_LABELS = {"accuracy": "test accuracy", "gap": "accuracy + small gap"}
+RULE_LABELS = {"accuracy": "accuracy", "gap": "accuracy + gap"}
 
 st.title("Families: are happy runs alike?")
 st.caption("Runs that generalize (happy) should have similar representations of the probe set; runs that "
@@ -48,36 +48,39 @@ layers = list(dict.fromkeys(lay for r in finished for lay in store.layers(r["run
 if not layers:
     st.info("The finished runs have no stored representations to compare.")
     st.stop()
-epochs = sorted({e for r in finished for e in store.representation_epochs(r["run_id"], layers[0])})
 auto_threshold = analysis.largest_gap_threshold(
     [r["test_acc"] for r in finished if r["state"] != "diverged"])
 
 with st.container(border=True):
-    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+    c1, c2, c3 = st.columns(3)
     layer = c1.selectbox("Layer", layers, index=layers.index("embedding") if "embedding" in layers else 0,
                          key="layer", bind="query-params", help="Which layer's representations are compared.")
     distance = c2.segmented_control("Distance", list(DISTANCE_LABELS), default="1-cka", key="distance",
                                     format_func=DISTANCE_LABELS.get, bind="query-params") or "1-cka"
+    epochs = sorted({e for r in finished for e in store.representation_epochs(r["run_id"], layer)})
     epoch_choice = c3.selectbox("Epoch", ["final", *epochs], key="epoch", bind="query-params",
                                 format_func=lambda e: "final (last captured)" if e == "final" else f"epoch {e}")
-    debiased = c4.toggle("Debiased CKA", value=False, key="debiased", bind="query-params",
-                         help="Unbiased HSIC estimator: removes the upward bias of CKA on small probe sets; "
-                              "values can be slightly negative.")
-    r1, r2, r3 = st.columns([2, 3, 2])
+    r1, r2, r3 = st.columns(3)
     rule = r1.segmented_control("Happy if", list(RULE_LABELS), default="accuracy", key="rule",
-                                format_func=RULE_LABELS.get, bind="query-params") or "accuracy"
-    auto_label = "n/a" if auto_threshold is None else f"{auto_threshold:.3f}"
-    auto = r2.toggle(f"Automatic threshold (largest gap in test accuracy: {auto_label})", value=True,
-                     key="auto_threshold", bind="query-params",
+                                format_func=RULE_LABELS.get, bind="query-params",
+                                help="accuracy: test accuracy at or above the threshold. accuracy + gap: also a "
+                                     "generalization gap (train − test accuracy) no larger than a limit.") or "accuracy"
+    auto_label = "none: fewer than two distinct accuracies" if auto_threshold is None else f"{auto_threshold:.3f}"
+    auto = r2.toggle("Automatic threshold", value=True, key="auto_threshold", bind="query-params",
                      help="Split the runs' test accuracies where the gap between consecutive values is largest.")
     threshold = None
-    if not auto:
+    if auto:
+        r2.caption(f"Largest gap in test accuracy: {auto_label}")
+    else:
         threshold = r2.slider("Test accuracy threshold (happy if ≥)", 0.0, 1.0,
                               value=round(auto_threshold if auto_threshold is not None else 0.5, 3), step=0.005,
                               key="threshold", bind="query-params")
+    debiased = r3.toggle("Debiased CKA", value=False, key="debiased", bind="query-params",
+                         help="Unbiased HSIC estimator: removes the upward bias of CKA on small probe sets; "
+                              "values can be slightly negative.")
     max_gap = None
     if rule == "gap":
-        max_gap = r3.slider("Largest generalization gap (train − test)", 0.0, 0.5, value=0.1, step=0.01,
+        max_gap = r1.slider("Largest generalization gap (train − test)", 0.0, 0.5, value=0.1, step=0.01,
                             key="max_gap", bind="query-params")
     permutations = r3.select_slider("Permutations", [99, 199, 499, 999, 1999, 4999, 9999], value=999,
                                     key="permutations", bind="query-params",
@@ -207,8 +210,12 @@ with right:
 st.header("Convergence over epochs")
 st.caption(f"Mean {kind} between runs of the same family at each captured epoch (band: ± one standard "
            "deviation over pairs). AKP predicts the happy line rising towards 1.")
-xs, series, points = convergence_data(HOME, experiment_id, layer, threshold, rule, max_gap, bool(debiased),
-                                      FINGERPRINT)
+try:
+    xs, series, points = convergence_data(HOME, experiment_id, layer, threshold, rule, max_gap, bool(debiased),
+                                          FINGERPRINT)
+except ValueError as exc:
+    xs, series, points = [], {}, []
+    st.info(f"Cannot follow the families over epochs: {exc}")
 if not xs:
     st.info("No captured epochs to follow.")
 else:

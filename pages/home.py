@@ -19,6 +19,13 @@ st.markdown(
     "**happy** (they generalize) and **unhappy** families, and test whether the unhappy ones are more "
     "dispersed in representation space."
 )
+with st.container(horizontal=True):
+    st.page_link("pages/design.py", label="1 · Design an experiment", icon=":material/tune:")
+    st.page_link("pages/runs.py", label="2 · Watch it train", icon=":material/monitoring:")
+    if (Path(__file__).parent / "families.py").exists():
+        st.page_link("pages/families.py", label="3 · Test the principle", icon=":material/diversity_3:")
+    if (Path(__file__).parent / "learn.py").exists():
+        st.page_link("pages/learn.py", label="Learn the ideas", icon=":material/school:")
 
 
 def launch_preset(name: str) -> str | None:
@@ -51,7 +58,7 @@ if not experiments:
         "synthetic cancer/non-cancer cell images (a few minutes on a laptop CPU). Or design your own on "
         "**Design**, and read **Learn** for the ideas behind it."
     )
-    c1, c2 = st.columns(2, width="content")
+    c1 = c2 = st.container(horizontal=True)
     if c1.button("Start the teaching experiment", type="primary", icon=":material/play_arrow:",
                  key="home-start-teaching"):
         if experiment_id := launch_preset("teaching"):
@@ -87,7 +94,7 @@ if picked:
     chosen = frame.iloc[picked[0]]["id"]
     ui_state.set_selected_experiment(chosen)
     st.caption(f"Selected **{frame.iloc[picked[0]]['name']}** (`{chosen}`).")
-    c1, c2, c3 = st.columns(3, width="content")
+    c1 = c2 = c3 = st.container(horizontal=True)
     c1.page_link("pages/runs.py", label="Runs", icon=":material/monitoring:", query_params={"experiment": chosen})
     if (Path(__file__).parent / "families.py").exists():
         c2.page_link("pages/families.py", label="Families", icon=":material/diversity_3:",
@@ -97,7 +104,7 @@ else:
     st.caption("Select a row to open its runs or families.")
 
 with st.expander("Start another preset"):
-    c1, c2 = st.columns(2, width="content")
+    c1 = c2 = st.container(horizontal=True)
     if c1.button("Teaching", key="home-again-teaching", icon=":material/play_arrow:"):
         if experiment_id := launch_preset("teaching"):
             st.switch_page("pages/runs.py", query_params={"experiment": experiment_id})

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+import ui_state
+
 PAPER_URL = "https://arxiv.org/abs/2302.11380"
 
 st.title("Learn: the Anna Karenina Principle in deep learning")
@@ -120,8 +122,9 @@ GLOSSARY = {
     "PERMDISP": "Permutation test for homogeneity of multivariate dispersions (Anderson 2006): are some "
                 "groups more spread out than others? The p-value comes from shuffling group labels.",
 }
-st.dataframe([{"term": k, "meaning": v} for k, v in GLOSSARY.items()], hide_index=True,
-             column_config={"meaning": st.column_config.TextColumn(width="large")})
+st.markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in GLOSSARY.items()))
+ui_state.download_csv([{"term": k, "meaning": v} for k, v in GLOSSARY.items()], "akp-glossary",
+                      label="Download the glossary (CSV)", key="learn-glossary-csv")
 
 st.header("Honest caveats")
 st.markdown(

@@ -97,10 +97,10 @@ layer = c_layer.selectbox("Layer", layers, index=layers.index("embedding") if "e
 color_by = c_color.segmented_control("Colour by", list(COLOR_OPTIONS), default="class", key="color",
                                      format_func=COLOR_OPTIONS.get, bind="query-params") or "class"
 
-col_l, col_r = st.columns(2)
-run_l = col_l.selectbox("Left run", ids, index=ids.index(left_default), format_func=_label, key="left",
+sel_l, sel_r = st.columns(2)
+run_l = sel_l.selectbox("Left run", ids, index=ids.index(left_default), format_func=_label, key="left",
                         bind="query-params")
-run_r = col_r.selectbox("Right run", ids, index=ids.index(right_default), format_func=_label, key="right",
+run_r = sel_r.selectbox("Right run", ids, index=ids.index(right_default), format_func=_label, key="right",
                         bind="query-params")
 chosen = [run_l, run_r]
 
@@ -126,10 +126,21 @@ if len(epochs) > 1:
                              help=f"{SWAP_MARK} marks an epoch at which a swap event took effect in one of the runs.")
 else:
     epoch = epochs[0]
-if swaps:
-    st.caption("Swap events: " + "; ".join(
-        f"{SWAP_MARK} epoch {e}: " + ", ".join(f"{k} → {v}" for k, v in ev.items() if k != "epoch" and v)
-        for e, ev in sorted(swaps.items())))
+
+
+def _event_text(ev: dict) -> str:
+    changes = ", ".join(f"{k} → {v}" for k, v in ev.items() if k != "epoch" and v)
+    return f"{SWAP_MARK} epoch {ev['epoch']}: {changes}"
+
+
+for run_id in dict.fromkeys(chosen):
+    events = store.events(run_id)
+    if events:
+        r = by_id[run_id]
+        st.caption(f"Swap events of {r['condition']} · seed {r['seed']}: " + "; ".join(map(_event_text, events)))
+
+
+col_l, col_r = st.columns(2)
 
 
 def _fingerprint(run_id: str) -> tuple:
@@ -188,9 +199,11 @@ for col, run_id, side in ((col_l, run_l, "left"), (col_r, run_r, "right")):
             st.caption("No logits captured at this epoch: coloured by class.")
         values, cats = probe_categories(labels, mode, logits=logits, class_names=class_names)
         r = by_id[run_id]
-        title = f"{r['condition']} · seed {r['seed']} · epoch {_epoch_label(int(epoch))}"
+        own_swap = any(ev["epoch"] == int(epoch) for ev in store.events(run_id))
+        title = f"{r['condition']} · seed {r['seed']} · epoch {epoch}" + (f" {SWAP_MARK} swap" if own_swap else "")
         fig = umap_scatter(frames[int(epoch)], values, color_by=COLOR_OPTIONS[mode], title=title,
-                           hover=[f"true class: {class_names[k] if k < len(class_names) else k}" for k in labels],
+                           hover=None if mode == "class" else [
+                               f"true class: {class_names[k] if k < len(class_names) else k}" for k in labels],
                            categories=cats, highlight=selected)
         chart_key = f"umap-{side}"
         st.plotly_chart(fig, key=chart_key, on_select=lambda k=chart_key: _select(k), selection_mode="points",

@@ -64,14 +64,13 @@ def final_figure(home: str, experiment_id: str, fingerprint: tuple[tuple[str, in
     return final_accuracy_figure(runs)
 
 
-def actions(runs: list[dict[str, Any]]) -> None:
+def actions(runs: list[dict[str, Any]], snaps: list[dict[str, Any]]) -> None:
     """Cancel and resume buttons for the whole experiment."""
     active = [r for r in runs if r["state"] in ui_state.ACTIVE_STATES]
     resumable = [r for r in runs if r["state"] in ("interrupted", "failed", "cancelled")]
-    never_submitted = manager is not None and any(
-        s.get("state") == "queued" and not s.get("managed", True) for s in manager.status(experiment_id)
-    ) if active else False
-    c1, c2, c3 = st.columns(3, width="content")
+    # Queued in the store but held by no manager (created elsewhere, never submitted): resume queues them.
+    never_submitted = any(s.get("state") == "queued" and not s.get("managed", True) for s in snaps)
+    c1 = c2 = c3 = st.container(horizontal=True)
     if c1.button(f"Cancel {len(active)} active", key="runs-cancel", icon=":material/stop:",
                  disabled=manager is None or not active):
         cancelled = manager.cancel(experiment_id)
@@ -102,12 +101,12 @@ def live() -> None:
     rows = run_progress(runs, snaps, spec.epochs)
     counts = Counter(r["state"] for r in rows)
     cols = st.columns(6)
-    for col, state in zip(cols, ("queued", "running", "done", "diverged", "failed", "cancelled")):
+    for col, state in zip(cols, ("queued", "running", "done", "diverged", "failed", "cancelled"), strict=True):
         col.metric(state.capitalize(), counts.get(state, 0))
     if counts.get("interrupted"):
         st.warning(f"{counts['interrupted']} runs were interrupted (the server stopped while they trained). "
                    "Resume trains them again from the start.")
-    actions(runs)
+    actions(runs, snaps)
     frame = pd.DataFrame(rows)
     st.dataframe(
         frame, hide_index=True, key="runs-table",

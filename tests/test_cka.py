@@ -113,7 +113,7 @@ def test_rbf_matrix_matches_reference(reps, debiased):
 
 def test_gram_path_with_several_row_blocks_matches(monkeypatch, float32_products):
     # Force several row blocks (and uneven widths) so the block-triangle bookkeeping is exercised.
-    monkeypatch.setattr(C, "_BLOCK_BYTES", 3 * 4 * 300 * 40)
+    monkeypatch.setattr(C, "_BLOCK_BYTES", 4 * 300 * 8 * 60)  # 3 blocks (float32), 5 (float64)
     latent = rng(8).standard_normal((300, 4))
     feats = [relu_features(300, p, s, latent=latent) for s, p in enumerate([5, 33, 33, 70])]
     for debiased in (False, True):
@@ -280,3 +280,13 @@ def test_cuda_matches_cpu(reps):
     for debiased in (False, True):
         np.testing.assert_allclose(cka_matrix(reps, debiased=debiased, device="cuda", method="gram"),
                                    cka_matrix(reps, debiased=debiased, device="cpu"), atol=1e-6)
+
+
+def test_auto_method_picks_the_cheaper_algorithm():
+    # Feature space costs ~2 n P^2 (float64), Gram space ~n^2 (P + M^2): few narrow
+    # representations -> feature space; many wide ones -> Gram space.
+    assert C._choose_method(2048, [256, 256], "linear", "auto") == "feature"
+    assert C._choose_method(2048, [256] * 32, "linear", "auto") == "gram"
+    assert C._choose_method(10000, [512] * 32, "linear", "auto") == "gram"
+    assert C._choose_method(100, [5] * 3, "rbf", "auto") == "gram"
+    assert C._choose_method(100, [5] * 3, "linear", "gram") == "gram"

@@ -70,6 +70,9 @@ def test_cka_heatmap_rejects_wrong_shape_and_allows_negative_debiased_values():
     m[0, 2] = m[2, 0] = -0.3
     hm = A.cka_heatmap(m, RECORDS).data[0]
     assert hm.zmin == pytest.approx(-0.3) and hm.zmax == 1.0
+    # Similar runs: the colour range starts just below the smallest value, so structure stays visible.
+    hm = A.cka_heatmap(np.array([[1.0, 0.87], [0.87, 1.0]]), RECORDS[:2]).data[0]
+    assert hm.zmin == pytest.approx(0.8) and hm.zmax == 1.0
 
 
 def test_cka_heatmap_makes_duplicate_labels_unique():
@@ -109,7 +112,7 @@ def test_convergence_figure_lines_bands_and_swap_marks():
     assert [t.name for t in fig.data] == ["happy", "unhappy spread", "unhappy"]
     band = fig.data[1]
     assert list(band.x) == [0, 1, 2, 2, 1, 0] and list(band.y) == [0.3, 0.4, 0.5, 0.1, 0.2, 0.1]
-    assert band.fill == "toself" and band.fillcolor.startswith("rgba(213, 94, 0")
+    assert band.fill == "toself" and band.fillcolor.startswith("rgba(213, 94, 0") and band.mode == "lines"
     assert fig.data[0].line.color == A.FAMILY_COLORS["happy"]
     assert [s.x0 for s in fig.layout.shapes] == [1]
     with pytest.raises(ValueError, match="mean"):
@@ -139,6 +142,7 @@ def test_layer_cka_heatmap_axes_and_cell_text():
     assert list(hm.y) == ["conv1", "embedding"] and list(hm.x) == ["conv1", "embedding", "logits"]
     assert hm.text[0] == ("1.00", "0.50", "n/a") or list(hm.text[0]) == ["1.00", "0.50", "n/a"]
     assert fig.layout.xaxis.title.text == "shock s0 layer"
+    assert hm.zmin == pytest.approx(0.1) and hm.zmax == 1.0  # just below the smallest value
     with pytest.raises(ValueError, match="matrix"):
         A.layer_cka_heatmap(m.T, ["conv1", "embedding"], ["conv1", "embedding", "logits"])
 

@@ -14,6 +14,7 @@ structure of a CKA matrix is visible at a glance.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -174,7 +175,8 @@ def cka_heatmap(matrix: Any, records: Sequence[Mapping[str, Any]], *, value_labe
     Returns
     -------
     Figure
-        One ``Heatmap`` trace whose ``x``/``y`` are run labels in family order and
+        One ``Heatmap`` trace (colour range from the smallest value rounded down to a
+        tenth, at most 0.9, up to 1) whose ``x``/``y`` are run labels in family order and
         whose ``customdata`` holds the hover details; family blocks are outlined
         and named above the plot.
 
@@ -198,8 +200,11 @@ def cka_heatmap(matrix: Any, records: Sequence[Mapping[str, Any]], *, value_labe
             for r in ordered]
     custom = np.array([[[info[i], info[j]] for j in range(len(ordered))] for i in range(len(ordered))],
                       dtype=object).reshape(len(ordered), len(ordered), 2)
+    # Colour range: up to 1 (identical), down to just below the smallest value, so that the block
+    # structure shows even when every run is fairly similar (CKA of related runs is often > 0.8).
     finite = z[np.isfinite(z)]
-    zmin = min(0.0, float(finite.min())) if finite.size else 0.0
+    zmin = math.floor(float(finite.min()) * 10.0) / 10.0 if finite.size else 0.0
+    zmin = min(zmin, 0.9)
     zmax = max(1.0, float(finite.max())) if finite.size else 1.0
     fig = go.Figure(go.Heatmap(
         z=np.where(np.isfinite(z), z, None), x=labels, y=labels, customdata=custom, zmin=zmin, zmax=zmax,
@@ -349,7 +354,7 @@ def convergence_figure(epochs: Sequence[int], by_family: Mapping[str, Mapping[st
             lo_a, hi_a = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
             fig.add_trace(go.Scatter(
                 x=x + x[::-1], y=np.concatenate([hi_a, lo_a[::-1]]), fill="toself", fillcolor=_rgba(color, 0.2),
-                line={"width": 0}, name=f"{fam} spread", hoverinfo="skip", showlegend=False))
+                mode="lines", line={"width": 0}, name=f"{fam} spread", hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=fam, line={"color": color, "width": 3},
                                  hovertemplate=f"{fam}<br>epoch %{{x}}<br>{value_label}: %{{y:.3f}}<extra></extra>"))
     for e in sorted(set(int(v) for v in swap_epochs)):
@@ -452,7 +457,7 @@ def layer_cka_heatmap(matrix: Any, layers_a: Sequence[str], layers_b: Sequence[s
     if m.shape != (len(layers_a), len(layers_b)):
         raise ValueError(f"matrix: must be of shape ({len(layers_a)}, {len(layers_b)}); got {m.shape}")
     finite = m[np.isfinite(m)]
-    zmin = min(0.0, float(finite.min())) if finite.size else 0.0
+    zmin = min(math.floor(float(finite.min()) * 10.0) / 10.0, 0.9) if finite.size else 0.0
     text = [["n/a" if not np.isfinite(v) else f"{v:.2f}" for v in row] for row in m]
     fig = go.Figure(go.Heatmap(
         z=np.where(np.isfinite(m), m, None), x=list(layers_b), y=list(layers_a), zmin=zmin, zmax=1.0,

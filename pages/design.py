@@ -1,0 +1,306 @@
+"""Design: dataset, model, training budget, conditions (swap schedules) and seeds; then launch.
+
+A thin view over :mod:`akp.design`: the form's values become an
+:class:`~akp.experiment.ExperimentSpec` through :func:`akp.design.build_spec`,
+which validates everything; a message appears under the field at fault and
+nothing is created or queued while anything is invalid.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import ui_state
+from akp.data import CLASS_NAMES, SYNTHETIC, DatasetError, make_synthetic_cells
+from akp.design import (
+    MAX_UPLOAD_BYTES,
+    DesignError,
+    activation_names,
+    build_spec,
+    estimate_seconds,
+    form_values,
+    format_duration,
+    loss_names,
+    read_json_upload,
+    schedule_from_rows,
+    schedule_rows,
+)
+from akp.experiment import OPTIMIZERS, ExperimentError, ExperimentSpec, load_preset, preset_names
+from akp.plots.training import schedule_timeline
+from akp.schedule import PRESETS, ScheduleError, SwapSchedule
+
+PREFIX = "design-"
+SAVED = "_design_saved"        # form values kept across page navigation (widget state is dropped)
+CONDITIONS = "design-conditions"  # list of {uid, name, activation, loss, rows, current}
+UPLOADS_SEEN = "_design_uploads_seen"
+DEFAULT_PRESET = "teaching"
+SIZES = [16, 24, 32, 48, 64, 96, 128]
+FIELDS = ("name", "dataset_kind", "dataset_path", "n_train", "n_test", "size", "data_seed", "difficulty", "width",
+          "depth", "embedding_dim", "epochs", "batch_size", "optimizer", "lr", "seeds", "probe_size")
+
+
+# -- state -----------------------------------------------------------------------------------------
+def _condition_state(schedule: SwapSchedule) -> dict[str, Any]:
+    rows = [{"epoch": r["epoch"], "activation": r["activation"] or None, "loss": r["loss"] or None}
+            for r in schedule_rows(schedule)]
+    return {"uid": secrets.token_hex(4), "name": schedule.name, "activation": schedule.activation,
+            "loss": schedule.loss, "rows": rows, "current": rows}
+
+
+def apply_spec(spec: ExperimentSpec) -> None:
+    """Fill the form (widget state) and the conditions from ``spec``."""
+    values = form_values(spec)
+    custom = spec.dataset != SYNTHETIC
+    values["dataset_kind"] = "my data" if custom else SYNTHETIC
+    values["dataset_path"] = spec.dataset if custom else ""
+    for field in FIELDS:
+        st.session_state[PREFIX + field] = values[field]
+    st.session_state[SAVED] = {f: values[f] for f in FIELDS}
+    st.session_state[CONDITIONS] = [_condition_state(c) for c in spec.conditions]
+
+
+def on_preset() -> None:
+    """Callback of the preset selector: refill the form."""
+    name = st.session_state.get(PREFIX + "preset")
+    if name:
+        apply_spec(load_preset(name))
+
+
+def init_state() -> None:
+    """First visit: the default preset; later visits: the values the user left."""
+    if SAVED not in st.session_state or CONDITIONS not in st.session_state:
+        st.session_state.setdefault(PREFIX + "preset", DEFAULT_PRESET)
+        apply_spec(load_preset(st.session_state[PREFIX + "preset"] or DEFAULT_PRESET))
+        return
+    for field, value in st.session_state[SAVED].items():
+        st.session_state.setdefault(PREFIX + field, value)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def gallery(size: int, seed: int, difficulty: float, per_class: int = 6) -> dict[int, list[np.ndarray]]:
+    """A few sample cells per class, upscaled for display."""
+    images, labels = make_synthetic_cells(4 * per_class, size=size, seed=seed, difficulty=difficulty)
+    scale = max(1, 96 // size)
+    out: dict[int, list[np.ndarray]] = {}
+    for cls in range(len(CLASS_NAMES)):
+        picks = images[labels == cls][:per_class, 0]
+        out[cls] = [np.kron(im, np.ones((scale, scale), np.float32)) for im in picks]
+    return out
+
+
+def errors_slot() -> Any:
+    """A placeholder right under a widget, filled with its validation message if any."""
+    return st.empty()
+
+
+# -- page ------------------------------------------------------------------------------------------
+st.title("Design an experiment")
+init_state()
+slots: dict[str, Any] = {}
+
+top = st.columns([2, 3])
+top[0].selectbox("Start from a preset", preset_names(), key=PREFIX + "preset", on_change=on_preset,
+                 help="Fills the whole form; edit anything afterwards.")
+with top[1]:
+    upload = st.file_uploader("Import a spec or schedule (JSON)", type=["json"], key=PREFIX + "upload",
+                              max_upload_size=1,  # MB, enforced by the server; read_json_upload caps lower
+                              help=f"An experiment spec fills the form; a swap schedule is added as a condition. "
+                                   f"At most {MAX_UPLOAD_BYTES // 1024} KiB.")
+    slots["upload"] = errors_slot()
+if upload is not None and upload.file_id not in st.session_state.setdefault(UPLOADS_SEEN, []):
+    st.session_state[UPLOADS_SEEN].append(upload.file_id)
+    try:
+        loaded = read_json_upload(upload.getvalue())
+    except DesignError as exc:
+        slots["upload"].error(str(exc))
+    else:
+        if isinstance(loaded, ExperimentSpec):
+            apply_spec(loaded)
+            st.toast(f"Loaded the spec {loaded.name!r}")
+        else:
+            st.session_state[CONDITIONS].append(_condition_state(loaded))
+            st.toast(f"Added the schedule {loaded.name!r}")
+        st.rerun()
+
+st.text_input("Experiment name", key=PREFIX + "name")
+slots["name"] = errors_slot()
+
+# Dataset -------------------------------------------------------------------------------------------
+st.header("Dataset", divider="gray")
+st.radio("Images", [SYNTHETIC, "my data"], key=PREFIX + "dataset_kind", horizontal=True,
+         format_func={SYNTHETIC: "Synthetic cells (built in)", "my data": "My data (folder, .npz, or id)"}.get)
+synthetic = st.session_state[PREFIX + "dataset_kind"] == SYNTHETIC
+if synthetic:
+    c = st.columns(5)
+    c[0].number_input("Training images", min_value=20, max_value=200_000, step=100, key=PREFIX + "n_train")
+    c[1].number_input("Test images", min_value=20, max_value=100_000, step=100, key=PREFIX + "n_test")
+    c[2].selectbox("Image size (px)", SIZES, key=PREFIX + "size")
+    c[3].number_input("Data seed", min_value=0, max_value=2**31 - 1, step=1, key=PREFIX + "data_seed")
+    c[4].slider("Difficulty", 0.0, 1.0, step=0.05, key=PREFIX + "difficulty",
+                help="0: the classes barely overlap; 1: heavy overlap and noise.")
+    with c[0]:
+        slots["n_train"] = errors_slot()
+    with c[1]:
+        slots["n_test"] = errors_slot()
+    with st.expander("Sample cells", expanded=False):
+        samples = gallery(int(st.session_state[PREFIX + "size"]), int(st.session_state[PREFIX + "data_seed"]),
+                          float(st.session_state[PREFIX + "difficulty"]))
+        for cls, name in enumerate(CLASS_NAMES):
+            st.caption(name)
+            st.image(samples[cls], width=72, clamp=True)
+else:
+    st.text_input("Dataset", key=PREFIX + "dataset_path", placeholder="/path/to/images or data.npz or a dataset id",
+                  help="An image folder with one sub-folder per class, a MedMNIST-style .npz, or a registered id.")
+slots["dataset"] = errors_slot()
+
+# Model and training ----------------------------------------------------------------------------------
+st.header("Model and training budget", divider="gray")
+c = st.columns(4)
+c[0].number_input("Width (channels of conv1)", min_value=1, max_value=256, step=4, key=PREFIX + "width")
+c[1].number_input("Depth (conv layers)", min_value=1, max_value=6, step=1, key=PREFIX + "depth")
+c[2].number_input("Embedding size", min_value=2, max_value=1024, step=8, key=PREFIX + "embedding_dim")
+c[3].number_input("Probe images", min_value=4, max_value=10_000, step=32, key=PREFIX + "probe_size",
+                  help="Held-out images whose representations are compared across runs.")
+for i, f in enumerate(("width", "depth", "embedding_dim", "probe_size")):
+    with c[i]:
+        slots[f] = errors_slot()
+c = st.columns(4)
+c[0].number_input("Epochs", min_value=1, max_value=200, step=1, key=PREFIX + "epochs")
+c[1].number_input("Batch size", min_value=1, max_value=4096, step=16, key=PREFIX + "batch_size")
+c[2].selectbox("Optimizer", list(OPTIMIZERS), key=PREFIX + "optimizer")
+c[3].number_input("Learning rate", min_value=1e-6, max_value=10.0, step=1e-4, format="%.5f", key=PREFIX + "lr")
+for i, f in enumerate(("epochs", "batch_size", "optimizer", "lr")):
+    with c[i]:
+        slots[f] = errors_slot()
+
+# Conditions -----------------------------------------------------------------------------------------
+st.header("Conditions (swap schedules)", divider="gray")
+st.caption("Each condition starts with an activation and a loss; a swap event at epoch *e* (0-based) changes "
+           "them at the start of that epoch. Leave a cell empty to keep the function unchanged.")
+slots["conditions"] = errors_slot()
+epochs_now = int(st.session_state[PREFIX + "epochs"])
+schedules: list[SwapSchedule | None] = []
+remove: list[int] = []
+for i, cond in enumerate(st.session_state[CONDITIONS]):
+    uid = cond["uid"]
+    with st.container(border=True):
+        c = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
+        name = c[0].text_input("Condition name", value=cond["name"], key=f"cond-{uid}-name")
+        acts, losses = activation_names(), loss_names()
+        act = c[1].selectbox("Start activation", acts, index=acts.index(cond["activation"]), key=f"cond-{uid}-act")
+        los = c[2].selectbox("Start loss", losses, index=losses.index(cond["loss"]), key=f"cond-{uid}-loss")
+        if c[3].button("Remove", key=f"cond-{uid}-remove", icon=":material/delete:"):
+            remove.append(i)
+        editor_key = f"cond-{uid}-events"
+        if editor_key not in st.session_state:  # fresh editor (first draw, or back from another page)
+            cond["rows"] = cond["current"]
+        frame = pd.DataFrame(cond["rows"], columns=["epoch", "activation", "loss"]).astype(
+            {"epoch": "Int64", "activation": "object", "loss": "object"})
+        edited = st.data_editor(
+            frame, key=editor_key, num_rows="dynamic", hide_index=True, width="stretch",
+            column_config={
+                "epoch": st.column_config.NumberColumn("epoch", min_value=0, step=1, format="%d",
+                                                       help=f"0 to {epochs_now - 1}"),
+                "activation": st.column_config.SelectboxColumn("new activation", options=acts),
+                "loss": st.column_config.SelectboxColumn("new loss", options=losses),
+            },
+        )
+        rows = edited.astype(object).where(edited.notna(), None).to_dict("records")
+        cond.update(name=name, activation=act, loss=los, current=rows)
+        slot = errors_slot()
+        slots[f"conditions[{i}]"] = slot
+        try:
+            sched = schedule_from_rows(name, act, los, rows)
+            sched.validate(epochs_now)
+            schedules.append(sched)
+            ui_state.download_json(sched, f"schedule-{ui_state.slug(sched.name)}", label="Export schedule (JSON)",
+                                   key=f"cond-{uid}-json")
+        except ScheduleError as exc:
+            slot.error(f"{name or 'condition'}: {exc}")
+            schedules.append(None)
+if remove:
+    st.session_state[CONDITIONS] = [c for j, c in enumerate(st.session_state[CONDITIONS]) if j not in remove]
+    st.rerun()
+
+c = st.columns([2, 1, 1], vertical_alignment="bottom")
+preset_choice = c[0].selectbox("Schedule preset", list(PRESETS), key=PREFIX + "schedule-preset")
+if c[1].button("Add preset", key=PREFIX + "add-preset", icon=":material/add:"):
+    taken = {cond["name"] for cond in st.session_state[CONDITIONS]}
+    sched = PRESETS[preset_choice]
+    if sched.name in taken:
+        sched = sched.renamed(f"{sched.name}-{len(taken) + 1}")
+    st.session_state[CONDITIONS].append(_condition_state(sched))
+    st.rerun()
+if c[2].button("Add empty", key=PREFIX + "add-empty", icon=":material/add:"):
+    st.session_state[CONDITIONS].append(_condition_state(
+        SwapSchedule(f"custom-{len(st.session_state[CONDITIONS]) + 1}")))
+    st.rerun()
+
+valid_schedules = [s for s in schedules if s is not None]
+if valid_schedules:
+    st.subheader("Timeline")
+    ui_state.show_figure(schedule_timeline(valid_schedules, epochs_now), "schedule-timeline",
+                         key="design-timeline")
+
+# Seeds and launch --------------------------------------------------------------------------------------
+st.header("Seeds and launch", divider="gray")
+st.text_input("Seeds", key=PREFIX + "seeds", help="Comma-separated seeds and ranges, e.g. '0-5' or '0, 2, 7'.")
+slots["seeds"] = errors_slot()
+
+values = {f: st.session_state[PREFIX + f] for f in FIELDS}
+st.session_state[SAVED] = dict(values)
+values["dataset"] = SYNTHETIC if synthetic else str(values["dataset_path"]).strip()
+spec: ExperimentSpec | None = None
+problem: DesignError | None = None
+if any(s is None for s in schedules):
+    problem = DesignError("a condition's schedule is invalid (see the message under it)", "conditions")
+else:
+    try:
+        spec = build_spec(values, valid_schedules)
+    except DesignError as exc:
+        problem = exc
+if problem is not None:
+    where = slots.get(problem.field) or slots["conditions" if problem.field.startswith("conditions") else "name"]
+    if problem.field not in ("conditions",) or not any(s is None for s in schedules):
+        where.error(str(problem))
+
+manager = ui_state.get_manager()
+workers = getattr(manager, "max_workers", 1)
+if spec is not None:
+    n_runs = len(spec.conditions) * len(spec.seeds)
+    c = st.columns(3)
+    c[0].metric("Runs", n_runs, help="conditions × seeds")
+    c[1].metric("Estimated time", format_duration(estimate_seconds(spec, workers=workers)),
+                help=f"A rough CPU estimate for {workers} worker(s): calibrated seconds per training image and "
+                     "epoch for the reference model, scaled by the model's conv cost (see akp.design).")
+    c[2].metric("Epochs per run", spec.epochs)
+    ui_state.download_json(spec, f"spec-{ui_state.slug(spec.name)}", label="Export spec (JSON)",
+                           key="design-spec-json")
+
+launch_slot = st.container()
+if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/rocket_launch:"):
+    if spec is None:
+        launch_slot.error(f"Nothing was queued: {problem}")
+    else:
+        store = ui_state.get_store()
+        try:
+            experiment_id = store.create_experiment(spec)
+        except (ExperimentError, DatasetError, ValueError) as exc:
+            slots["dataset"].error(f"dataset: {exc}")
+            launch_slot.error(f"Nothing was queued: {exc}")
+        else:
+            queued: list[str] = []
+            if manager is None:
+                launch_slot.warning("Created, but no job manager is available to train it.")
+            else:
+                try:
+                    queued = manager.submit(experiment_id)
+                except ValueError as exc:
+                    launch_slot.error(f"Created, but not queued: {exc}. Resume it on Runs later.")
+            ui_state.set_selected_experiment(experiment_id)
+            st.session_state["_design_launched"] = (experiment_id, len(queued))
+            st.switch_page("pages/runs.py", query_params={"experiment": experiment_id})
