@@ -15,6 +15,13 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # pages import ui_state and akp from the repository root
     sys.path.insert(0, str(ROOT))
 
+try:  # what st.navigation does below; done first so that importing ui_state does not rerun (see there)
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+except ImportError:  # pragma: no cover
+    pass
+
 import ui_state  # noqa: E402
 
 # (file, title, icon, default?) in menu order; pages that do not exist yet are left out.

@@ -41,6 +41,31 @@ _SESSION_EXPERIMENT = "_akp_selected_experiment"
 _SESSION_RUNS = "_akp_selected_runs"
 
 
+# -- the app shell -------------------------------------------------------------------------------------
+def _leave_pages_directory_mode() -> None:
+    """Make sure pages run inside app.py's navigation, even on a fresh server's first request.
+
+    Streamlit treats a ``pages/`` folder beside the main script as a v1 multipage
+    app until ``st.navigation`` is first called in the process. A first request
+    for ``/runs`` (a reload or a shared link after a restart) would then run
+    ``pages/runs.py`` alone, without app.py's navigation and sidebar. Clearing
+    the flag (as ``st.navigation`` does) and rerunning sends that request
+    through app.py. Runs once per process, at the first import of this module.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+    except ImportError:  # pragma: no cover - a Streamlit without these internals
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        if get_script_run_ctx() is not None:
+            st.rerun()
+
+
+_leave_pages_directory_mode()
+
+
 # -- process-wide resources -----------------------------------------------------------------------
 def home_path() -> Path:
     """The run store's home for this process: ``$AKP_HOME`` or ``./akp-data``, resolved.
@@ -215,10 +240,11 @@ def set_selected_experiment(experiment_id: str | None) -> None:
 
 
 def experiment_label(exp: dict[str, Any]) -> str:
-    """Human label of an experiment record from :meth:`RunStore.experiments`."""
-    states = exp.get("states") or {}
-    done = states.get("done", 0) + states.get("diverged", 0)
-    return f"{exp['name']} · {exp['id']} · {done}/{exp['n_runs']} finished"
+    """Human label of an experiment record from :meth:`RunStore.experiments`: name, run count, id.
+
+    Only fixed facts: live counts belong in a polling fragment, not in a widget label.
+    """
+    return f"{exp['name']} · {exp['n_runs']} runs · {exp['id']}"
 
 
 def experiment_selector(

@@ -20,6 +20,7 @@ Public API
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -53,7 +54,7 @@ CENTERS = ("centroid", "median")
 # the run states (queued, running, failed, cancelled, interrupted) are excluded.
 FINISHED_STATES = ("done", "diverged")
 VERDICT_CODES = ("supported", "not_supported", "one_family", "too_few_runs")
-MIN_RUNS_PER_FAMILY = 2
+MIN_RUNS_PER_FAMILY = 3  # with 2 runs both lie at the same distance from their centre
 
 
 class AnalysisError(ValueError):
@@ -356,11 +357,25 @@ def _spatial_median(x: np.ndarray, *, tol: float = 1e-10, max_iter: int = 1000) 
     return m
 
 
+def _exact_labellings(index: np.ndarray, g: int, permutations: int) -> np.ndarray | None:
+    """All distinct two-group labellings as one-hot arrays (L, n, 2), when there are at most ``permutations``."""
+    n = len(index)
+    n0 = int((index == 0).sum())
+    if g != 2 or math.comb(n, n0) > permutations:
+        return None
+    out = np.zeros((math.comb(n, n0), n, 2))
+    for i, members in enumerate(itertools.combinations(range(n), n0)):
+        out[i, :, 1] = 1.0
+        out[i, list(members), 0] = 1.0
+        out[i, list(members), 1] = 0.0
+    return out
+
+
 def _anova_f(z: np.ndarray, onehot: np.ndarray) -> np.ndarray:
-    """One-way ANOVA F for each row of ``z`` (k, n) with groups given by ``onehot`` (n, g)."""
-    n, g = onehot.shape
-    counts = onehot.sum(axis=0)
-    sums = z @ onehot  # (k, g)
+    """One-way ANOVA F for each row of ``z`` (k, n) with groups given by ``onehot`` (n, g) or (k, n, g)."""
+    n, g = onehot.shape[-2:]
+    counts = onehot.sum(axis=-2)
+    sums = np.einsum("kn,kng->kg", z, onehot) if onehot.ndim == 3 else z @ onehot  # (k, g)
     grand = z.sum(axis=1, keepdims=True) / n
     ssb = ((sums / counts) ** 2 * counts).sum(axis=1) - (grand[:, 0] ** 2) * n
     sst = (z * z).sum(axis=1) - (grand[:, 0] ** 2) * n
@@ -473,6 +488,14 @@ def permdisp(
     count = 0
     done = 0
     chunk = 4096
+    exact = _exact_labellings(index, g, permutations)
+    if exact is not None:
+        # Few distinct labellings (small families): use them all instead of random draws, so p cannot
+        # fall below what the sample allows, 1 / (#labellings + 1).
+        f_all = _anova_f(resid[None, :].repeat(len(exact), 0), exact)
+        hits = (f_all >= f_obs * (1 - 1e-12)) if math.isfinite(f_obs) else np.isinf(f_all)
+        permutations = len(exact)
+        count, done = int(hits.sum()), permutations
     while done < permutations:
         k = min(chunk, permutations - done)
         perm = rng.permuted(np.tile(np.arange(n), (k, 1)), axis=1)

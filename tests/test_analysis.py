@@ -354,3 +354,21 @@ def test_akp_test_end_to_end_on_smoke_preset(smoke_store):
     assert one.verdict_code == "one_family"
     points = convergence(store, eid, layer="embedding")
     assert points and all(math.isnan(p.mean) or -1 <= p.mean <= 1 + 1e-9 for p in points)
+
+
+def test_permdisp_small_families_enumerate_all_labellings():
+    # 3 + 3 runs have only C(6, 3) = 20 labellings: p cannot go below 1 / 21, however many draws are asked for.
+    _, d, g = two_groups(0, spread=(0.1, 3.0), n=(3, 3))
+    res = permdisp(d, g, permutations=999, seed=0)
+    assert res.permutations == 20
+    assert res.p_value >= 1 / 21 - 1e-12
+    assert res.p_value == permdisp(d, g, permutations=999, seed=5).p_value  # no randomness left
+    # With more labellings than requested permutations it samples as before.
+    _, d, g = two_groups(0, spread=(0.1, 3.0), n=(10, 10))
+    assert permdisp(d, g, permutations=99, seed=0).permutations == 99
+
+
+def test_two_runs_per_family_are_too_few_for_permdisp():
+    # Two runs always lie at the same distance from their centroid: no within-family spread to test.
+    res = akp_test(make_store(n_happy=2, n_unhappy=2), "e", layer="embedding", threshold=0.7)
+    assert res.verdict_code == "too_few_runs" and res.test is None

@@ -118,6 +118,13 @@ def test_launch_smoke_watch_runs_and_read_families(server: str, browser) -> None
     page = context.new_page()
     page.set_default_timeout(60_000)
     try:
+        # A fresh server's first request is for a page, not "/" (a reload after a restart): it must
+        # still run inside app.py's navigation, with the shared sidebar.
+        page.goto(f"{server}/runs")
+        expect(page.get_by_text("Job queue")).to_be_visible()
+        expect(page.get_by_role("link", name="Families")).to_be_visible()
+        expect(page.get_by_text("No experiments yet")).to_be_visible()
+
         # Home on an empty store: a friendly start, no exception.
         page.goto(server)
         expect(page.get_by_text("Start the teaching experiment")).to_be_visible()
