@@ -88,7 +88,7 @@ def _run_all(store: RunStore, experiment_id: str, *, quiet: bool) -> None:
 
     runs = store.runs(experiment_id)
     bar = None if quiet else ProgressBar(len(runs))
-    manager = JobManager(store, max_workers=1)
+    manager = JobManager(store, max_workers=1, cache_projections=False)
     try:
         manager.submit(experiment_id)
         while not manager.wait(experiment_id, timeout=0.25):

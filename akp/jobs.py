@@ -192,6 +192,11 @@ class JobManager:
     family : bool, optional
         Train the seeds of a condition as one vectorized family: None decides per
         device with :func:`akp.family.use_family_path`; True or False forces it.
+    cache_projections : bool, default=True
+        After a run finishes, compute and cache the UMAP of its ``embedding``
+        layer at the last epoch (:func:`akp.projection.cache_run_embedding`) so
+        the app's view opens at once. The command line turns it off: it would
+        pay umap's compile time for a view it never shows.
 
     Notes
     -----
@@ -210,7 +215,7 @@ class JobManager:
 
     def __init__(self, store: RunStore, *, max_workers: int = 1, max_queued: int = 64,
                  max_per_owner: int | None = None, device: str | None = None,
-                 family: bool | None = None) -> None:
+                 family: bool | None = None, cache_projections: bool = True) -> None:
         for name, value, hi in (("max_workers", max_workers, 64), ("max_queued", max_queued, 100_000)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
                 raise ValueError(f"{name}: must be an integer from 1 to {hi}, got {value!r}")
@@ -225,6 +230,7 @@ class JobManager:
         self.max_per_owner = max_per_owner
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.family = family
+        self.cache_projections = cache_projections
         self.threads = worker_threads(max_workers)
         torch.set_num_threads(self.threads)
 
@@ -567,6 +573,8 @@ class JobManager:
                 except Exception:  # noqa: BLE001 - a worker must survive anything one job does
                     log.exception("job %s failed outside its run", task.run_ids)
                 self._finish(task)
+                if self.cache_projections:
+                    self._cache_projections(task)
         finally:
             with self._cond:
                 self._alive_workers -= 1
@@ -588,6 +596,19 @@ class JobManager:
                        on_progress=lambda rid, p: self._progress(by_id[rid], p),
                        should_stop=lambda: all(j.stop_reason is not None for j in jobs),
                        member_should_stop=lambda m: jobs[m].stop_reason is not None)
+
+    def _cache_projections(self, task: _Task) -> None:
+        """Cache each finished run's embedding UMAP; a failure here never touches the run."""
+        from akp.projection import cache_run_embedding  # lazy: umap is heavy
+
+        for job in task.jobs:
+            if job.state not in ("done", "diverged"):
+                continue
+            try:
+                if "embedding" in self.store.layers(job.run_id):
+                    cache_run_embedding(self.store, job.run_id)
+            except Exception:  # noqa: BLE001 - a view cache is optional; the view computes it on demand
+                log.exception("could not cache the embedding UMAP of run %s", job.run_id)
 
     def _progress(self, job: _Job, p: Progress) -> None:
         with self._cond:

@@ -304,3 +304,22 @@ def test_status_is_a_copy_and_final_states_are_known(store):
         assert manager.status(eid)[0]["state"] == "done"
         assert manager.status(eid)[0]["metrics"]["test_acc"] >= 0
     assert "done" in FINAL_STATES and "interrupted" in FINAL_STATES
+
+
+def test_finished_runs_get_their_embedding_view_cached(tmp_path, monkeypatch):
+    import akp.projection as projection
+
+    store = RunStore(tmp_path / "home")
+    eid = store.create_experiment(tiny_spec(seeds=(0,)))
+    with JobManager(store) as manager:
+        manager.submit(eid)
+        assert manager.wait(eid, timeout=300)
+    (run,) = store.runs(eid)
+    assert run["state"] == "done"
+    cached = list(store.cache_dir("umap").glob("*.npy"))
+    assert len(cached) == 1
+    # The view is now served from the cache: no fit happens.
+    monkeypatch.setattr(projection, "_fit_umap", lambda *a, **k: pytest.fail("the view refitted UMAP"))
+    view = projection.run_embedding(store, run["run_id"])
+    assert view.shape == (len(store.probe_labels(eid)), 2)
+    assert np.array_equal(view, np.load(cached[0]))
