@@ -90,7 +90,7 @@ def test_training_curves_layout_wraps_panels() -> None:
     metrics = {f"r{i}": _rows(2) for i in range(7)}
     fig = training_curves(runs, metrics, columns=3, height_per_row=200)
     assert len(fig.data) == 14
-    assert fig.layout.height == 80 + 3 * 200
+    assert fig.layout.height == 80 + 3 * 200 + 60
     assert fig.data[-1].xaxis == "x7"
 
 

@@ -181,9 +181,12 @@ def training_curves(
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 1.02])
     fig.update_yaxes(title_text=y_title, col=1)
-    fig.update_layout(template="plotly_white", height=80 + height_per_row * rows,
-                      margin={"l": 50, "r": 20, "t": 50, "b": 40},
-                      legend={"orientation": "h", "y": -0.08 if rows == 1 else -0.04, "groupclick": "toggleitem"})
+    # The legend goes below the x-axis titles: ~70 px under the plot area whatever the figure's height.
+    height = 80 + height_per_row * rows
+    fig.update_layout(template="plotly_white", height=height + 60,
+                      margin={"l": 50, "r": 20, "t": 50, "b": 100},
+                      legend={"orientation": "h", "yanchor": "top", "y": -70 / (height - 90),
+                              "groupclick": "toggleitem"})
     return fig
 
 
@@ -314,5 +317,6 @@ def final_accuracy_figure(runs: Sequence[Mapping[str, Any]]) -> go.Figure:
                           "test acc %{y:.4f}<extra></extra>",
         ))
     fig.update_layout(template="plotly_white", height=320, showlegend=False,
-                      margin={"l": 50, "r": 20, "t": 30, "b": 40}, yaxis_title="final test accuracy")
+                      margin={"l": 50, "r": 20, "t": 30, "b": 40}, yaxis_title="final test accuracy",
+                      yaxis_range=[0, 1.02])
     return fig
