@@ -2,8 +2,8 @@
 
 Fills a temporary store with one experiment of 10 conditions x 10 seeds x 8 epochs
 (fake but complete finished runs: metrics, swap events, representations), then
-times Streamlit AppTest runs of the app's Home and Runs pages (and Design, for
-reference). The first load of a page in the process builds its cached figures;
+times Streamlit AppTest runs of app.py (navigation, sidebar and page) on its Home
+and Runs pages (and Design, for reference). The first load of a page in the process builds its cached figures;
 later loads (new sessions, as a reload or a second tab) reuse them.
 
 Baseline: the same AppTest run of a one-line page, so the figure is the page's
@@ -109,12 +109,9 @@ def main() -> None:
         print(f"{'page':<22}{'first load':>12}{'median later':>14}{'max later':>11}   (seconds, AppTest, server side)")
         print(f"{'baseline (1 line)':<22}{base[0]:>12.3f}{statistics.median(base[1:] or base):>14.3f}"
               f"{max(base[1:] or base):>11.3f}")
-        for page in ("pages/home.py", "pages/runs.py", "pages/design.py"):
-            times = time_page(page, query, args.repeats)
-            later = times[1:] or times
-            print(f"{page:<22}{times[0]:>12.3f}{statistics.median(later):>14.3f}{max(later):>11.3f}")
         # The whole app (navigation + sidebar + the page), as a browser's request runs it.
-        for page, label in (("app.py", "app.py -> Home"), ("app.py:pages/runs.py", "app.py -> Runs")):
+        for page, label in (("app.py", "app.py -> Home"), ("app.py:pages/runs.py", "app.py -> Runs"),
+                            ("app.py:pages/design.py", "app.py -> Design")):
             times = time_page(page, query, args.repeats)
             later = times[1:] or times
             print(f"{label:<22}{times[0]:>12.3f}{statistics.median(later):>14.3f}{max(later):>11.3f}")
