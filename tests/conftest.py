@@ -44,3 +44,17 @@ def shared_data(name: str) -> Path:
             pytest.fail(f"{path} is missing, and CI must run the real-data tests")
         pytest.skip(f"{path} is absent (real test data lives in ../shared/data beside the repo)")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke3_store(tmp_path_factory):
+    """The ``smoke`` preset with 3 seeds (6 runs): enough runs per family for PERMDISP."""
+    from akp.experiment import load_preset
+    from akp.runner import execute_run
+    from akp.store import RunStore
+
+    store = RunStore(tmp_path_factory.mktemp("smoke3-store"))
+    experiment_id = store.create_experiment(load_preset("smoke").with_overrides(seeds=3))
+    for run in store.runs(experiment_id):
+        execute_run(store, run["run_id"])
+    return store, experiment_id

@@ -1,7 +1,7 @@
 """AppTest of the analysis pages (Families, Representations, Layers, Learn).
 
 Each page runs standalone on an empty store and on the shared store trained on
-the smoke preset (``smoke_store`` in conftest). UMAP is warmed up once for the
+the smoke preset (``smoke3_store`` in conftest). UMAP is warmed up once for the
 module so the Representations page draws instead of waiting.
 """
 from __future__ import annotations
@@ -29,8 +29,8 @@ def figure_json(chart) -> str:
 
 
 @pytest.fixture
-def smoke_home(smoke_store, monkeypatch) -> tuple:
-    store, experiment_id = smoke_store
+def smoke_home(smoke3_store, monkeypatch) -> tuple:
+    store, experiment_id = smoke3_store
     monkeypatch.setenv("AKP_HOME", str(store.home))
     return store, experiment_id
 
@@ -146,9 +146,9 @@ def test_families_page_verdict_heatmap_and_plots(smoke_home):
     assert any('"type":"heatmap"' in s for s in specs)  # the CKA matrix
     assert any('"name":"happy"' in s and '"type":"scatter"' in s for s in specs)  # accuracy vs gap
 
-    # A manual threshold splitting 2 + 2 runs: PERMDISP runs; F, p and dispersion are shown.
+    # A manual threshold splitting 3 + 3 runs: PERMDISP runs; F, p and dispersion are shown.
     accs = sorted(r["test_acc"] for r in store.runs(experiment_id))
-    cut = round((accs[1] + accs[2]) / 2, 3)
+    cut = round((accs[2] + accs[3]) / 2, 3)
     at.toggle(key="auto_threshold").set_value(False).run()
     at.slider(key="threshold").set_value(cut).run()
     assert not at.exception
