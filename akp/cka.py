@@ -305,8 +305,10 @@ class _Centred:
             # Mean in float64: post-ReLU float32 features carry large offsets.
             f64 = f.to(torch.float64)
             xc = f64 - f64.mean(dim=0, keepdim=True)
+            # Zero variance up to rounding: centring a constant such as 0.1 leaves ~1e-17 noise, not zeros.
+            tol = 64 * torch.finfo(torch.float64).eps * float(f64.abs().max()) * max(1, self.n) ** 0.5
             del f64
-            zero.append(bool((xc == 0).all()))
+            zero.append(bool(xc.abs().max() <= tol))
             rows.append((xc * xc).sum(dim=1))
             self.x.append(xc.to(dtype))
             del xc

@@ -4,9 +4,15 @@ A thin view over :mod:`akp.design`: the form's values become an
 :class:`~akp.experiment.ExperimentSpec` through :func:`akp.design.build_spec`,
 which validates everything; a message appears under the field at fault and
 nothing is created or queued while anything is invalid.
+
+"My data" takes a .zip (image folder) or .npz upload, a registered dataset, or
+a server-side path; uploads and paths are registered through :mod:`akp.uploads`
+(checked, processed, stored by content id), the dataset card is shown, and the
+experiment names the id. A path not yet registered is registered at launch.
 """
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from typing import Any
 
@@ -31,14 +37,29 @@ from akp.design import (
 )
 from akp.experiment import OPTIMIZERS, ExperimentError, ExperimentSpec, load_preset, preset_names
 from akp.plots.training import schedule_timeline
+from akp.real_data import dataset_card, is_dataset_id, list_datasets
 from akp.schedule import PRESETS, ScheduleError, SwapSchedule
+from akp.uploads import (
+    MAX_UPLOAD_MB,
+    UPLOAD_TYPES,
+    card_samples,
+    card_summary,
+    card_table,
+    dataset_label,
+    parse_positive_classes,
+    register_path,
+    register_upload,
+)
 
 PREFIX = "design-"
 SAVED = "_design_saved"        # form values kept across page navigation (widget state is dropped)
 CONDITIONS = "design-conditions"  # list of {uid, name, activation, loss, rows, current}
 UPLOADS_SEEN = "_design_uploads_seen"
+DATA_UPLOADS_SEEN = "_design_data_uploads_seen"  # file_id -> ("ok", dataset id) | ("error", message)
+DATA_ERROR = "_design_data_error"  # the Register button's message, shown once under the dataset field
 DEFAULT_PRESET = "teaching"
 SIZES = [16, 24, 32, 48, 64, 96, 128]
+DATA_SIZES = [8, 16, 24, 28, 32, 48, 64, 96, 128, 224]  # of real data (28: MedMNIST's own size)
 FIELDS = ("name", "dataset_kind", "dataset_path", "n_train", "n_test", "size", "data_seed", "difficulty", "width",
           "depth", "embedding_dim", "epochs", "batch_size", "optimizer", "lr", "seeds", "probe_size")
 
@@ -90,6 +111,84 @@ def gallery(size: int, seed: int, difficulty: float, per_class: int = 6) -> dict
         picks = images[labels == cls][:per_class, 0]
         out[cls] = [np.kron(im, np.ones((scale, scale), np.float32)) for im in picks]
     return out
+
+
+def my_data_options() -> dict[str, Any]:
+    """The processing options of a dataset to register (size, channels, positive classes)."""
+    st.session_state.setdefault(PREFIX + "data_size", 32)
+    st.session_state.setdefault(PREFIX + "data_channels", None)
+    st.session_state.setdefault(PREFIX + "data_positive", "")
+    c = st.columns([1, 1, 2])
+    c[0].selectbox("Image size (px)", DATA_SIZES, key=PREFIX + "data_size",
+                   help="Images are resized to this square size when registered.")
+    c[1].selectbox("Channels", [None, 1, 3], key=PREFIX + "data_channels",
+                   format_func={None: "auto", 1: "1 (grayscale)", 3: "3 (RGB)"}.get,
+                   help="auto: grayscale if every image is, else RGB.")
+    c[2].text_input("Cancer classes (optional)", key=PREFIX + "data_positive",
+                    placeholder="e.g. malignant, atypical (npz: labels such as 1, 2)",
+                    help="Comma-separated classes that count as cancer; the others become non-cancer. "
+                         "Leave empty to keep every class.")
+    return {"size": int(st.session_state[PREFIX + "data_size"]),
+            "channels": st.session_state[PREFIX + "data_channels"],
+            "positive_classes": parse_positive_classes(st.session_state[PREFIX + "data_positive"])}
+
+
+def handle_data_upload(upload: Any, options: dict[str, Any], slot: Any) -> None:
+    """Register a dataset upload once per file (its id goes to the dataset field); show its error if any."""
+    if upload is None:
+        return
+    seen = st.session_state.setdefault(DATA_UPLOADS_SEEN, {})
+    if upload.file_id not in seen:
+        try:
+            with st.spinner(f"Checking and registering {upload.name}..."):
+                dataset_id = register_upload(upload.getvalue(), upload.name, home=ui_state.home_path(), **options)
+        except DatasetError as exc:
+            seen[upload.file_id] = ("error", str(exc))
+        else:
+            seen[upload.file_id] = ("ok", dataset_id)
+            st.session_state[PREFIX + "dataset_path"] = dataset_id
+            st.toast(f"Registered {upload.name} as {dataset_id}")
+    status, detail = seen[upload.file_id]
+    if status == "error":
+        slot.error(f"Nothing was registered: {detail}")
+
+
+def on_registered() -> None:
+    """Callback of the registered-datasets selectbox: put the chosen id in the dataset field."""
+    chosen = st.session_state.get(PREFIX + "registered")
+    if chosen:
+        st.session_state[PREFIX + "dataset_path"] = chosen
+
+
+def on_register(options: dict[str, Any]) -> None:
+    """Callback of the Register button: register the server-side path and show its id in the field."""
+    try:
+        dataset_id = register_path(str(st.session_state.get(PREFIX + "dataset_path") or ""),
+                                   home=ui_state.home_path(), **options)
+    except DatasetError as exc:
+        st.session_state[DATA_ERROR] = f"Nothing was registered: {exc}"
+    else:
+        st.session_state[PREFIX + "dataset_path"] = dataset_id
+
+
+def show_dataset_card(dataset: str, slot: Any) -> None:
+    """The card of a registered dataset: counts per class and split, image format, sample images."""
+    if not is_dataset_id(dataset):
+        return
+    home = ui_state.home_path()
+    try:
+        card = dataset_card(dataset, home=home)
+    except DatasetError as exc:
+        slot.error(str(exc))
+        return
+    with st.container(border=True, key=PREFIX + "dataset-card"):
+        st.subheader(f"{card.get('name', dataset)} ({dataset})")
+        st.caption(card_summary(card))
+        st.dataframe(card_table(card), hide_index=True, key=PREFIX + "card-counts")
+        for name, paths in card_samples(card, home=home).items():
+            if paths:
+                st.caption(name)
+                st.image([str(p) for p in paths], width=72)
 
 
 def errors_slot() -> Any:
@@ -153,9 +252,35 @@ if synthetic:
             st.caption(name)
             st.image(samples[cls], width=72, clamp=True)
 else:
-    st.text_input("Dataset", key=PREFIX + "dataset_path", placeholder="/path/to/images or data.npz or a dataset id",
-                  help="An image folder with one sub-folder per class, a MedMNIST-style .npz, or a registered id.")
+    data_options = my_data_options()
+    with st.container(border=True):
+        data_upload = st.file_uploader(
+            "Upload images (.zip) or a MedMNIST file (.npz)", type=list(UPLOAD_TYPES), key=PREFIX + "data_upload",
+            max_upload_size=MAX_UPLOAD_MB,  # MB, enforced by the server; register_upload checks again
+            help="A .zip of an image folder with one sub-folder per class (PNG, JPEG, TIFF or BMP), or an .npz "
+                 "with train_images/train_labels (optional val_*, test_*). It is checked, processed with the "
+                 f"options above and stored as a dataset id. At most {MAX_UPLOAD_MB} MB.")
+        slots["data_upload"] = errors_slot()
+    handle_data_upload(data_upload, data_options, slots["data_upload"])
+    registered = {c["id"]: c for c in list_datasets(ui_state.home_path())}
+    current = str(st.session_state.get(PREFIX + "dataset_path") or "").strip()
+    st.session_state[PREFIX + "registered"] = current if current in registered else None
+    st.selectbox("Registered datasets", list(registered), index=None, key=PREFIX + "registered",
+                 format_func=lambda i: dataset_label(registered[i]), on_change=on_registered,
+                 placeholder="Choose a dataset registered on this server" if registered else "None registered yet")
+    c = st.columns([5, 1], vertical_alignment="bottom")
+    c[0].text_input("Dataset", key=PREFIX + "dataset_path",
+                    placeholder="/path/to/images or data.npz on the server, or a dataset id",
+                    help="An image folder with one sub-folder per class, a MedMNIST-style .npz, or a registered "
+                         "id. A path is registered (checked and processed with the options above) by the "
+                         "Register button, or at launch.")
+    c[1].button("Register", key=PREFIX + "register", on_click=on_register, args=(data_options,),
+                icon=":material/inventory_2:", help="Check and store the folder or .npz file as a dataset id.")
 slots["dataset"] = errors_slot()
+if not synthetic:
+    if DATA_ERROR in st.session_state:
+        slots["dataset"].error(st.session_state.pop(DATA_ERROR))
+    show_dataset_card(str(st.session_state.get(PREFIX + "dataset_path") or "").strip(), slots["dataset"])
 
 # Model and training ----------------------------------------------------------------------------------
 st.header("Model and training budget", divider="gray")
@@ -288,6 +413,11 @@ if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/ro
     else:
         store = ui_state.get_store()
         try:
+            if spec.dataset != SYNTHETIC and not is_dataset_id(spec.dataset):
+                # A server-side path is registered first, so the experiment names content, not a path.
+                with st.spinner("Checking and registering the dataset..."):
+                    spec = dataclasses.replace(spec, dataset=register_path(
+                        spec.dataset, home=ui_state.home_path(), **data_options))
             experiment_id = store.create_experiment(spec)
         except (ExperimentError, DatasetError, ValueError) as exc:
             slots["dataset"].error(f"dataset: {exc}")

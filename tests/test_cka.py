@@ -249,6 +249,12 @@ def test_zero_variance_gives_nan():
     m = cka_matrix([x, const, x * 2])
     assert np.isnan(m[1]).all() and np.isnan(m[:, 1]).all()
     assert m[0, 2] == pytest.approx(1.0)
+    # A constant that binary floating point cannot hold exactly still has zero variance.
+    for value in (0.1, 1 / 3, 1e6 + 0.1):
+        tenth = np.full((7, 3), value)
+        assert np.isnan(linear_cka(tenth, x[:7]))
+        assert np.isnan(linear_cka(tenth, x[:7], debiased=True))
+        assert np.isnan(rbf_cka(tenth, x[:7]))
 
 
 def test_errors_name_the_field():
@@ -290,3 +296,37 @@ def test_auto_method_picks_the_cheaper_algorithm():
     assert C._choose_method(10000, [512] * 32, "linear", "auto") == "gram"
     assert C._choose_method(100, [5] * 3, "rbf", "auto") == "gram"
     assert C._choose_method(100, [5] * 3, "linear", "gram") == "gram"
+
+
+def _song_unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
+    """Song et al. 2012, eq. 5, written out with explicit sums (independent of akp.cka's algebra)."""
+    n = k.shape[0]
+    kt, lt = k.copy(), l.copy()
+    np.fill_diagonal(kt, 0.0)
+    np.fill_diagonal(lt, 0.0)
+    trace = sum(kt[i, j] * lt[j, i] for i in range(n) for j in range(n))
+    sums = kt.sum() * lt.sum() / ((n - 1) * (n - 2))
+    cross = sum(kt[i, j] * lt[j, m] for i in range(n) for j in range(n) for m in range(n))
+    return (trace + sums - 2.0 / (n - 2) * cross) / (n * (n - 3))
+
+
+def _biased_hsic(k: np.ndarray, l: np.ndarray) -> float:
+    """tr(K H L H) / (n - 1)^2 with the centring matrix H (Gretton et al. 2005)."""
+    n = k.shape[0]
+    h = np.eye(n) - np.ones((n, n)) / n
+    return float(np.trace(k @ h @ l @ h)) / (n - 1) ** 2
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_linear_cka_matches_the_hsic_definitions_written_out(debiased):
+    r = rng(21)
+    x = np.maximum(r.standard_normal((12, 5)), 0) + 3.0  # post-ReLU with an offset
+    y = x @ r.standard_normal((5, 4)) + 0.5 * r.standard_normal((12, 4))
+    # The written-out sums cancel badly on offset features; both estimators are invariant to column
+    # translation, so the reference uses centred copies while akp gets the raw offsets.
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    k, l = xc @ xc.T, yc @ yc.T
+    hsic = _song_unbiased_hsic if debiased else _biased_hsic
+    expected = hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+    assert linear_cka(x, y, debiased=debiased) == pytest.approx(expected, abs=1e-12)
+    assert cka_matrix([x, y], debiased=debiased)[0, 1] == pytest.approx(expected, abs=1e-12)

@@ -1,0 +1,341 @@
+"""Datasets from the Design page: uploads, server-side paths and dataset cards.
+
+The logic behind the "My data" part of the Design page, kept free of Streamlit
+so it can be tested. Uploads are untrusted (a shared server): they are size
+capped, zip archives are extracted with :func:`akp.real_data.import_zip`
+(paths, entry types, counts, sizes and pixel counts checked), ``.npz`` files
+are read without pickle, and a failure raises :class:`DatasetError` naming the
+uploaded file and the problem while leaving nothing behind under the home.
+
+- :func:`register_upload`: the bytes of a ``.zip`` (image folder, one
+  subfolder per class) or ``.npz`` (MedMNIST layout) upload to a registered
+  dataset id ``ds-<16 hex>``.
+- :func:`register_path`: a server-side folder, ``.npz`` file or id to an id.
+- :func:`parse_positive_classes`: ``"malignant, 2"`` -> ``["malignant", "2"]``.
+- :func:`card_table`, :func:`card_summary`, :func:`card_samples`,
+  :func:`dataset_label`: a dataset card (:func:`akp.real_data.dataset_card`)
+  ready to display.
+
+Temporary files live under ``home/uploads/`` (the same file system as
+``home/datasets/``) and are removed when registration ends, whether it
+succeeds or fails.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from akp.real_data import (
+    DatasetError,
+    dataset_card,
+    import_zip,
+    is_dataset_id,
+    register_dataset,
+)
+
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_MB",
+    "UPLOAD_TYPES",
+    "DatasetError",
+    "card_samples",
+    "card_summary",
+    "card_table",
+    "dataset_label",
+    "parse_positive_classes",
+    "register_path",
+    "register_upload",
+    "uploads_dir",
+]
+
+#: File types the dataset uploader accepts (extensions without the dot).
+UPLOAD_TYPES: tuple[str, ...] = ("zip", "npz")
+#: Largest upload in megabytes (Streamlit's ``max_upload_size`` on the uploader).
+MAX_UPLOAD_MB = 200
+#: Largest upload in bytes, checked again here (the server's cap can be raised by config).
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+_COPY_CHUNK = 1 << 20
+_SPLITS = ("train", "val", "test")
+
+
+def uploads_dir(home: str | os.PathLike[str]) -> Path:
+    """Folder of the temporary files of uploads: ``home/uploads``."""
+    return Path(home) / "uploads"
+
+
+def _safe_name(filename: str) -> str:
+    """A file name safe to create: the base name only, odd characters replaced."""
+    base = re.split(r"[\\/]", str(filename))[-1]
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:60] or "upload"
+    return f"{stem}.{ext.lower()}" if ext else stem
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """``mkdir -p path``; return the folders created, outermost first."""
+    created = []
+    for d in [*reversed(path.parents), path]:
+        if not d.exists():
+            d.mkdir()
+            created.append(d)
+    return created
+
+
+def _remove_empty(created: Sequence[Path]) -> None:
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
+def _copy_capped(file: bytes | IO[bytes], target: Path, filename: str, max_bytes: int) -> None:
+    if isinstance(file, (bytes, bytearray, memoryview)):
+        if len(file) > max_bytes:
+            raise DatasetError(f"{filename}: file is {len(file)} bytes; at most {max_bytes} bytes allowed")
+        target.write_bytes(bytes(file))
+        return
+    n = 0
+    with open(target, "xb") as dst:
+        while chunk := file.read(_COPY_CHUNK):
+            n += len(chunk)
+            if n > max_bytes:
+                raise DatasetError(f"{filename}: file is larger than the limit of {max_bytes} bytes")
+            dst.write(chunk)
+
+
+def register_upload(
+    file: bytes | IO[bytes],
+    filename: str,
+    *,
+    home: str | os.PathLike[str],
+    size: int | None = 32,
+    channels: int | None = None,
+    positive_classes: Sequence[str | int] | None = None,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+) -> str:
+    """Register an uploaded ``.zip`` image folder or ``.npz`` file; return its id.
+
+    Parameters
+    ----------
+    file : bytes or binary file-like
+        The upload's contents (a Streamlit ``UploadedFile`` works).
+    filename : str
+        The name the user gave the file; its extension picks the loader and it
+        names the file in every error message and on the dataset card.
+    home : path-like
+        AKP home: the dataset goes to ``home/datasets/<id>/``; temporary files
+        to ``home/uploads/`` and are removed before returning.
+    size : int or None, default=32
+        Image side after resizing (None keeps an ``.npz`` file's own size).
+    channels : {1, 3} or None, default=None
+        Channels of the stored images; None decides from the data.
+    positive_classes : sequence, optional
+        Class folder names (zip) or integer labels (npz) that count as cancer.
+    max_bytes : int, default=MAX_UPLOAD_BYTES
+        Largest upload accepted. The uncompressed caps of
+        :mod:`akp.real_data` (``MAX_ZIP_TOTAL_BYTES``, ``MAX_ZIP_FILES``,
+        ``MAX_NPZ_TOTAL_BYTES``, ``MAX_IMAGE_PIXELS``) apply as well.
+
+    Returns
+    -------
+    str
+        The registered dataset id. The same data with the same options gives
+        the same id (registration is by content).
+
+    Raises
+    ------
+    DatasetError
+        Another file type, too large, unsafe or corrupt archive, unreadable
+        images or arrays: the message starts with ``filename``. Nothing is
+        registered and no temporary file is left.
+    """
+    display = re.split(r"[\\/]", str(filename))[-1] or "upload"
+    safe = _safe_name(display)
+    ext = safe.rpartition(".")[2] if "." in safe else ""
+    if ext not in UPLOAD_TYPES:
+        raise DatasetError(
+            f"{display}: not a dataset upload; give a .zip of an image folder (one subfolder per "
+            "class) or a MedMNIST-style .npz file")
+    home = Path(home)
+    for attempt in range(3):  # another upload may remove an empty uploads/ between the two calls
+        created = _make_dirs(uploads_dir(home))
+        try:
+            work = Path(tempfile.mkdtemp(prefix="tmp-", dir=uploads_dir(home)))
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    try:
+        archive = work / safe
+        _copy_capped(file, archive, display, max_bytes)
+        options: dict[str, Any] = {"size": size, "channels": channels, "positive_classes": positive_classes,
+                                   "home": home, "name": safe.rpartition(".")[0]}
+        try:
+            if ext == "npz":
+                return register_dataset(archive, **options)
+            folder = import_zip(archive, work / "extracted")
+            return register_dataset(folder, **options)
+        except DatasetError as exc:
+            # Name the user's file, not our temporary paths.
+            message = str(exc).replace(str(work / "extracted"), display).replace(str(archive), display)
+            message = re.sub(r"/\.akp-zip-[^/\s']+", "", message.replace(str(work), display))
+            if not message.startswith(display):
+                message = f"{display}: {message}"
+            raise DatasetError(message) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        _remove_empty(created)
+
+
+def register_path(
+    path: str | os.PathLike[str],
+    *,
+    home: str | os.PathLike[str],
+    size: int | None = 32,
+    channels: int | None = None,
+    positive_classes: Sequence[str | int] | None = None,
+) -> str:
+    """Register a server-side image folder or ``.npz`` file; an id is checked and returned as is.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Image folder, ``.npz`` file, or a registered id ``ds-<16 hex>``.
+    home : path-like
+        AKP home.
+    size, channels, positive_classes
+        As in :func:`register_upload` (ignored for an id: it was processed
+        when registered).
+
+    Returns
+    -------
+    str
+        The registered dataset id.
+
+    Raises
+    ------
+    DatasetError
+        Empty input, an id that is not registered under ``home``, or whatever
+        the loaders raise (the message names the path). Nothing is registered.
+    """
+    text = os.fspath(path).strip() if isinstance(path, (str, os.PathLike)) else ""
+    if not text:
+        raise DatasetError("dataset: give an image folder, an .npz file or a registered dataset id")
+    if is_dataset_id(text):
+        dataset_card(text, home=home)  # raises if it is not registered
+        return text
+    return register_dataset(text, home=home, size=size, channels=channels, positive_classes=positive_classes)
+
+
+def parse_positive_classes(text: str | None) -> list[str] | None:
+    """Comma-separated class names (or npz labels) that count as cancer; None when blank.
+
+    Parameters
+    ----------
+    text : str or None
+        E.g. ``"malignant, atypical"`` or ``"1, 2"``.
+
+    Returns
+    -------
+    list of str or None
+        Names in the given order, blanks and duplicates dropped.
+    """
+    if not text:
+        return None
+    names = list(dict.fromkeys(p.strip() for p in str(text).split(",") if p.strip()))
+    return names or None
+
+
+def _splits(card: dict[str, Any]) -> list[str]:
+    counts = card.get("counts") or {}
+    return [s for s in _SPLITS if s in counts] + [s for s in counts if s not in _SPLITS]
+
+
+def card_table(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """Images per class and split of a dataset card, with a total row and column.
+
+    Parameters
+    ----------
+    card : dict
+        From :func:`akp.real_data.dataset_card`.
+
+    Returns
+    -------
+    list of dict
+        One row per class (``class``, one column per split present, ``total``),
+        then a row ``class="all"``.
+    """
+    counts = card.get("counts") or {}
+    splits = _splits(card)
+    rows = []
+    for name in card.get("class_names") or []:
+        row: dict[str, Any] = {"class": str(name)}
+        row.update({s: int(counts[s].get(name, 0)) for s in splits})
+        row["total"] = sum(row[s] for s in splits)
+        rows.append(row)
+    total: dict[str, Any] = {"class": "all"}
+    total.update({s: sum(r[s] for r in rows) for s in splits})
+    total["total"] = sum(total[s] for s in splits)
+    return [*rows, total]
+
+
+def card_summary(card: dict[str, Any]) -> str:
+    """One line about a dataset card: image size, channels, classes, positive classes.
+
+    Examples
+    --------
+    ``"32x32 px · 1 channel (grayscale) · 2 classes: benign, malignant"``
+    """
+    h, w = (card.get("image_size") or [0, 0])[:2]
+    c = int(card.get("channels") or 0)
+    kind = "1 channel (grayscale)" if c == 1 else f"{c} channels (RGB)" if c == 3 else f"{c} channels"
+    names = [str(n) for n in card.get("class_names") or []]
+    parts = [f"{h}x{w} px", kind, f"{len(names)} classes: {', '.join(names)}"]
+    if card.get("positive_classes"):
+        parts.append(f"cancer = {', '.join(map(str, card['positive_classes']))}")
+    return " · ".join(parts)
+
+
+def card_samples(card: dict[str, Any], *, home: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """Paths of the sample PNGs of each class of a registered dataset.
+
+    Parameters
+    ----------
+    card : dict
+        From :func:`akp.real_data.dataset_card`.
+    home : path-like
+        AKP home holding ``datasets/<id>/``.
+
+    Returns
+    -------
+    dict of str to list of Path
+        Class name to its existing sample images; entries that would lie
+        outside the dataset's folder are skipped.
+    """
+    dataset_id = str(card.get("id", ""))
+    if not is_dataset_id(dataset_id):
+        return {}
+    root = (Path(home) / "datasets" / dataset_id).resolve()
+    out: dict[str, list[Path]] = {}
+    for name, files in (card.get("samples") or {}).items():
+        paths = []
+        for rel in files or []:
+            p = (root / str(rel)).resolve()
+            if p.is_relative_to(root) and p.is_file():
+                paths.append(p)
+        out[str(name)] = paths
+    return out
+
+
+def dataset_label(card: dict[str, Any]) -> str:
+    """Human label of a registered dataset: name, image count, id."""
+    n = sum(int(v) for v in (card.get("n_images") or {}).values())
+    return f"{card.get('name', '?')} · {n} images · {card.get('id', '?')}"

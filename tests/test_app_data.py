@@ -1,0 +1,168 @@
+"""App tests (Streamlit AppTest) of the Design page's "My data": upload, register, dataset card, launch."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui_state
+from akp.data import load_dataset
+from akp.real_data import list_datasets
+from akp.store import RunStore
+from akp.uploads import register_upload
+from tests.test_uploads import CLASSES, image_zip, medmnist_npz, png_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture
+def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "store"
+    monkeypatch.setenv("AKP_HOME", str(home))
+    yield home
+    ui_state.shutdown_managers(home)
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def my_data(preset: str = "smoke") -> AppTest:
+    """The Design page on the smoke preset (a fast model and budget), with "My data" chosen."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/design.py").run()
+    ok(at)
+    at.selectbox(key="design-preset").select(preset).run()
+    at.radio(key="design-dataset_kind").set_value("my data").run()
+    return ok(at)
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def assert_card_shown(at: AppTest, dataset_id: str, total: int) -> None:
+    assert any(dataset_id in s.value for s in at.subheader), [s.value for s in at.subheader]
+    (table,) = [d.value for d in at.dataframe if "class" in getattr(d.value, "columns", [])]
+    assert list(table["class"]) == [*CLASSES, "all"]
+    assert int(table["total"].iloc[-1]) == total
+    assert any("8x8 px" in c.value for c in at.caption)
+    assert len(at.get("image")) >= len(CLASSES)  # one image group per class
+
+
+def launch_and_check(at: AppTest, home: Path, dataset_id: str) -> None:
+    at.button(key="design-launch").click().run()
+    ok(at)
+    store = RunStore(home)
+    exps = store.experiments()
+    assert len(exps) == 1, errors(at)
+    spec = store.spec(exps[0]["id"])
+    assert spec.dataset == dataset_id
+    spec.validate()
+    assert load_dataset(spec, home).source == dataset_id
+    runs = store.runs(exps[0]["id"])
+    assert len(runs) == 4 and {r["state"] for r in runs} <= {"queued", "running", "done", "diverged"}
+    manager = ui_state._MANAGERS[str(home.resolve())]
+    assert len(manager.status(exps[0]["id"])) == 4
+
+
+def test_upload_zip_shows_the_card_and_launches(empty_home: Path) -> None:
+    at = my_data()
+    at.selectbox(key="design-data_size").select(8).run()
+    at.file_uploader(key="design-data_upload").upload("cells.zip", image_zip(), "application/zip").run()
+    ok(at)
+    assert not errors(at), errors(at)
+    (card,) = list_datasets(empty_home)
+    assert at.text_input(key="design-dataset_path").value == card["id"]
+    assert at.selectbox(key="design-registered").value == card["id"]
+    assert_card_shown(at, card["id"], 20)
+    # The same upload is handled once: a rerun registers nothing new.
+    at.run()
+    assert len(list_datasets(empty_home)) == 1
+    assert not (empty_home / "uploads").exists()
+    launch_and_check(at, empty_home, card["id"])
+
+
+def test_bad_zip_upload_shows_the_error_and_registers_nothing(empty_home: Path) -> None:
+    at = my_data()
+    bad = image_zip(extra={"../evil.png": png_bytes(1)})
+    at.file_uploader(key="design-data_upload").upload("evil.zip", bad, "application/zip").run()
+    ok(at)
+    assert any("evil.zip" in e and "outside the folder" in e for e in errors(at)), errors(at)
+    assert list_datasets(empty_home) == []
+    assert not (empty_home / "uploads").exists()
+    at.run()  # the message stays while the file sits in the uploader
+    assert any("evil.zip" in e for e in errors(at))
+
+
+def test_npz_upload_registers(empty_home: Path) -> None:
+    at = my_data()
+    at.selectbox(key="design-data_size").select(16).run()
+    at.file_uploader(key="design-data_upload").upload("mnist.npz", medmnist_npz(), "application/octet-stream").run()
+    ok(at)
+    (card,) = list_datasets(empty_home)
+    assert card["image_size"] == [16, 16]
+    assert at.text_input(key="design-dataset_path").value == card["id"]
+
+
+def test_registered_dataset_selectbox_card_and_launch(empty_home: Path) -> None:
+    dataset_id = register_upload(image_zip(), "fixture.zip", home=empty_home, size=8)
+    at = my_data()
+    at.selectbox(key="design-registered").select(dataset_id).run()
+    ok(at)
+    assert at.text_input(key="design-dataset_path").value == dataset_id
+    assert not errors(at), errors(at)
+    assert_card_shown(at, dataset_id, 20)
+    launch_and_check(at, empty_home, dataset_id)
+
+
+def test_register_button_for_a_server_path(empty_home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    for k, cls in enumerate(CLASSES):
+        (folder / cls).mkdir(parents=True)
+        for i in range(10):
+            (folder / cls / f"{i}.png").write_bytes(png_bytes(30 + 100 * k + i))
+    at = my_data()
+    at.selectbox(key="design-data_size").select(8).run()
+    at.text_input(key="design-dataset_path").input(str(folder)).run()
+    at.button(key="design-register").click().run()
+    ok(at)
+    (card,) = list_datasets(empty_home)
+    assert at.text_input(key="design-dataset_path").value == card["id"]
+    assert_card_shown(at, card["id"], 20)
+
+
+def test_path_is_registered_at_launch(empty_home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    for k, cls in enumerate(CLASSES):
+        (folder / cls).mkdir(parents=True)
+        for i in range(10):
+            (folder / cls / f"{i}.png").write_bytes(png_bytes(30 + 100 * k + i))
+    at = my_data()
+    at.selectbox(key="design-data_size").select(8).run()
+    at.text_input(key="design-dataset_path").input(str(folder)).run()
+    (at.button(key="design-launch").click().run())
+    ok(at)
+    (card,) = list_datasets(empty_home)
+    exps = RunStore(empty_home).experiments()
+    assert len(exps) == 1 and RunStore(empty_home).spec(exps[0]["id"]).dataset == card["id"]
+
+
+@pytest.mark.parametrize("value", ["/no/such/folder", "ds-0123456789abcdef"])
+def test_bad_path_shows_an_error_and_creates_nothing(empty_home: Path, value: str) -> None:
+    at = my_data()
+    at.text_input(key="design-dataset_path").input(value).run()
+    at.button(key="design-register").click().run()
+    ok(at)
+    problem = "no such folder or file" if value.startswith("/") else "is not registered"
+    assert any(problem in e and value in e for e in errors(at)), errors(at)
+    at.button(key="design-launch").click().run()
+    ok(at)
+    assert any("Nothing was queued" in e for e in errors(at)), errors(at)
+    assert RunStore(empty_home).experiments() == []
+    assert list_datasets(empty_home) == []
