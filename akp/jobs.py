@@ -486,7 +486,7 @@ class JobManager:
                 self._tasks.clear()
                 for job in self._jobs.values():
                     if job.state == "running":
-                        job.stop_reason = "shutdown"
+                        job.stop_reason = job.stop_reason or "shutdown"  # a user's cancel stays a cancel
             self._cond.notify_all()
         if wait and not already:
             for t in self._workers:
@@ -630,8 +630,11 @@ class JobManager:
                 metrics, state, error = [], "failed", f"{type(exc).__name__}: {exc}"
             with self._cond:
                 job.state, job.error = state, error
-                if state == "running":  # execute_* never leave a run running; guard anyway
+                if state not in FINAL_STATES:
+                    # The store did not record an outcome (claimed by another process, or the store failed
+                    # before training began): end the job here so wait() and quotas never hang on it.
                     job.state = "failed"
+                    job.error = error or f"the run was left {state!r} in the store; it was not trained here"
                 job.metrics = metrics[-1] if metrics else job.metrics
                 job.epochs_done = len(metrics)
                 self._cond.notify_all()

@@ -63,10 +63,11 @@ def execute_run(
     Returns
     -------
     RunResult or None
-        None if the run failed.
+        None if the run failed, or was not ``queued`` (another process claimed it).
     """
     run = store.run(run_id)
-    store.reset_run(run_id, "running")
+    if not store.claim_run(run_id):
+        return None  # not queued: another process trains it, or it already finished
     try:
         spec = store.spec(run["experiment_id"])
         schedule = spec.condition(run["condition"])
@@ -135,8 +136,11 @@ def execute_family(
     runs = [store.run(r) for r in run_ids]
     if len({(r["experiment_id"], r["condition"]) for r in runs}) != 1:
         raise ValueError("run_ids: a family must be runs of one experiment and one condition")
-    for run_id in run_ids:
-        store.reset_run(run_id, "running")
+    claimed = [run_id for run_id in run_ids if store.claim_run(run_id)]
+    if len(claimed) != len(run_ids):
+        for run_id in claimed:  # someone else has part of the family: give the rest back untouched
+            store.set_state(run_id, "queued")
+        return None
     saved: set[str] = set()
     try:
         experiment_id = runs[0]["experiment_id"]

@@ -136,10 +136,12 @@ class RunStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # Also after a failed COMMIT (busy, disk full): never leave this connection inside a transaction.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         return self._conn().execute(sql, args).fetchall()
@@ -320,8 +322,39 @@ class RunStore:
             if cur.rowcount == 0:
                 raise StoreError(f"run_id: no run {run_id!r}")
 
+    def claim_run(self, run_id: str) -> bool:
+        """Atomically take a ``queued`` run for training: mark it ``running`` and clear old results.
+
+        Two processes sharing a store (the app and the command line, say) can
+        both try to train a run; only the one whose claim succeeds does.
+
+        Returns
+        -------
+        bool
+            False if the run was not ``queued`` (someone else has it, or it finished).
+        """
+        with self._tx() as conn:
+            cur = conn.execute("UPDATE runs SET state = 'running', error = NULL, epochs_done = 0, test_acc = NULL, "
+                               "train_acc = NULL, gap = NULL, updated = ? WHERE id = ? AND state = 'queued'",
+                               (time.time(), check_id(run_id, "run_id")))
+            if cur.rowcount == 0:
+                return False
+            conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+        self.run_file(run_id).unlink(missing_ok=True)
+        return True
+
     def reset_run(self, run_id: str, state: str = "queued") -> None:
-        """Forget a run's results (to train it again) and set its state."""
+        """Forget a run's results (to train it again) and set its state.
+
+        Raises
+        ------
+        StoreError
+            If the state is unknown or there is no such run.
+        """
+        if state not in RUN_STATES:
+            raise StoreError(f"state: unknown {state!r}; allowed: {', '.join(RUN_STATES)}")
+        self.run(run_id)
         with self._tx() as conn:
             conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))

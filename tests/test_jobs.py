@@ -323,3 +323,19 @@ def test_finished_runs_get_their_embedding_view_cached(tmp_path, monkeypatch):
     view = projection.run_embedding(store, run["run_id"])
     assert view.shape == (len(store.probe_labels(eid)), 2)
     assert np.array_equal(view, np.load(cached[0]))
+
+
+def test_a_run_claimed_elsewhere_is_not_trained_twice_and_wait_returns(tmp_path):
+    store = RunStore(tmp_path / "home")
+    busy = store.create_experiment(tiny_spec("busy", seeds=(0,)))
+    eid = store.create_experiment(tiny_spec(seeds=(0, 1)))
+    first, second = (r["run_id"] for r in store.runs(eid))
+    with JobManager(store, max_workers=1) as manager:
+        manager.submit(busy)  # keeps the only worker busy for a few seconds
+        manager.submit(eid)
+        assert store.claim_run(first)  # meanwhile another process sharing the store takes this run
+        assert manager.wait(eid, timeout=300)
+        snaps = {s["run_id"]: s for s in manager.status(eid)}
+    assert store.run(first)["state"] == "running" and store.metrics(first) == []  # untouched here
+    assert snaps[first]["state"] == "failed" and "not trained here" in snaps[first]["error"]
+    assert store.run(second)["state"] == "done"

@@ -136,3 +136,28 @@ def test_default_home_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("AKP_HOME", str(tmp_path / "elsewhere"))
     assert RunStore().home == tmp_path / "elsewhere"
     assert (tmp_path / "elsewhere" / "akp.sqlite").exists()
+
+
+def test_a_run_is_claimed_for_training_only_once(store):
+    eid = store.create_experiment(load_preset("smoke"))
+    rid = store.runs(eid)[0]["run_id"]
+    store.record_epoch(rid, fake_result().metrics[0])
+    assert store.claim_run(rid) is True
+    assert store.run(rid)["state"] == "running" and store.metrics(rid) == []  # old partial results cleared
+    assert store.claim_run(rid) is False  # e.g. the CLI and the app on one store
+    store.save_result(rid, fake_result())
+    assert store.claim_run(rid) is False and store.run(rid)["state"] == "done"
+    with pytest.raises(StoreError, match="no run"):
+        store.reset_run(f"{eid}-c9-s9")
+
+
+def test_a_failed_commit_leaves_the_connection_usable(store, monkeypatch):
+    eid = store.create_experiment(load_preset("smoke"))
+    rid = store.runs(eid)[0]["run_id"]
+    with pytest.raises(RuntimeError):
+        with store._tx() as conn:
+            conn.execute("UPDATE runs SET state = 'failed' WHERE id = ?", (rid,))
+            raise RuntimeError("boom")
+    assert store.run(rid)["state"] == "queued"  # rolled back
+    store.set_state(rid, "cancelled")  # and the next transaction on this thread works
+    assert store.run(rid)["state"] == "cancelled"
