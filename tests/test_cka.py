@@ -298,23 +298,23 @@ def test_auto_method_picks_the_cheaper_algorithm():
     assert C._choose_method(100, [5] * 3, "linear", "gram") == "gram"
 
 
-def _song_unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
+def _song_unbiased_hsic(k: np.ndarray, g: np.ndarray) -> float:
     """Song et al. 2012, eq. 5, written out with explicit sums (independent of akp.cka's algebra)."""
     n = k.shape[0]
-    kt, lt = k.copy(), l.copy()
+    kt, gt = k.copy(), g.copy()
     np.fill_diagonal(kt, 0.0)
-    np.fill_diagonal(lt, 0.0)
-    trace = sum(kt[i, j] * lt[j, i] for i in range(n) for j in range(n))
-    sums = kt.sum() * lt.sum() / ((n - 1) * (n - 2))
-    cross = sum(kt[i, j] * lt[j, m] for i in range(n) for j in range(n) for m in range(n))
+    np.fill_diagonal(gt, 0.0)
+    trace = sum(kt[i, j] * gt[j, i] for i in range(n) for j in range(n))
+    sums = kt.sum() * gt.sum() / ((n - 1) * (n - 2))
+    cross = sum(kt[i, j] * gt[j, m] for i in range(n) for j in range(n) for m in range(n))
     return (trace + sums - 2.0 / (n - 2) * cross) / (n * (n - 3))
 
 
-def _biased_hsic(k: np.ndarray, l: np.ndarray) -> float:
+def _biased_hsic(k: np.ndarray, g: np.ndarray) -> float:
     """tr(K H L H) / (n - 1)^2 with the centring matrix H (Gretton et al. 2005)."""
     n = k.shape[0]
     h = np.eye(n) - np.ones((n, n)) / n
-    return float(np.trace(k @ h @ l @ h)) / (n - 1) ** 2
+    return float(np.trace(k @ h @ g @ h)) / (n - 1) ** 2
 
 
 @pytest.mark.parametrize("debiased", [False, True])
@@ -325,8 +325,8 @@ def test_linear_cka_matches_the_hsic_definitions_written_out(debiased):
     # The written-out sums cancel badly on offset features; both estimators are invariant to column
     # translation, so the reference uses centred copies while akp gets the raw offsets.
     xc, yc = x - x.mean(0), y - y.mean(0)
-    k, l = xc @ xc.T, yc @ yc.T
+    k, g = xc @ xc.T, yc @ yc.T
     hsic = _song_unbiased_hsic if debiased else _biased_hsic
-    expected = hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l))
+    expected = hsic(k, g) / np.sqrt(hsic(k, k) * hsic(g, g))
     assert linear_cka(x, y, debiased=debiased) == pytest.approx(expected, abs=1e-12)
     assert cka_matrix([x, y], debiased=debiased)[0, 1] == pytest.approx(expected, abs=1e-12)
