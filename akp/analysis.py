@@ -54,6 +54,8 @@ CENTERS = ("centroid", "median")
 # the run states (queued, running, failed, cancelled, interrupted) are excluded.
 FINISHED_STATES = ("done", "diverged")
 VERDICT_CODES = ("supported", "not_supported", "one_family", "too_few_runs")
+# Smallest accuracy gap the automatic rule treats as a split between families (5 percentage points).
+MIN_AUTO_GAP = 0.05
 MIN_RUNS_PER_FAMILY = 3  # with 2 runs both lie at the same distance from their centre
 
 
@@ -70,25 +72,32 @@ def _finite(value: Any) -> bool:
     return value is not None and isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
 
 
-def largest_gap_threshold(values: Sequence[float]) -> float | None:
-    """Threshold that splits sorted values at their largest gap.
+def largest_gap_threshold(values: Sequence[float], *, min_gap: float = MIN_AUTO_GAP) -> float | None:
+    """Threshold that splits sorted values at their largest gap, if that gap is real.
 
     Parameters
     ----------
     values : sequence of float
         Test accuracies (non-finite values are ignored).
+    min_gap : float, default=MIN_AUTO_GAP (0.05)
+        The largest gap must be at least this wide to split: runs at 0.91,
+        0.92 and 0.93 differ by noise, not by generalizing or not, and are
+        all happy.
 
     Returns
     -------
     float or None
         The midpoint of the largest gap between consecutive sorted distinct
         values; ties go to the gap between the higher values. None when fewer
-        than two distinct values exist (no split is possible).
+        than two distinct values exist or the largest gap is below ``min_gap``
+        (no split: every run is happy).
     """
     v = np.unique(np.asarray([x for x in values if _finite(x)], dtype=np.float64))
     if v.size < 2:
         return None
     gaps = np.diff(v)
+    if gaps.max() < min_gap:
+        return None
     # Among equal gaps (up to rounding of the accuracies) prefer the higher split.
     k = int(np.flatnonzero(gaps >= gaps.max() - 1e-12)[-1])
     return float((v[k] + v[k + 1]) / 2.0)
@@ -108,7 +117,8 @@ def label_families(test_accuracies: Sequence[Any], *, threshold: float | None = 
         Happy means ``test accuracy >= threshold``. When None, the accuracies
         are split at their largest gap (:func:`largest_gap_threshold`): the
         natural break between a high and a low cluster. With fewer than two
-        distinct accuracies there is no split and every run is happy.
+        distinct accuracies, or no gap of at least ``MIN_AUTO_GAP``, there is
+        no split and every run is happy.
 
     Returns
     -------
@@ -634,6 +644,23 @@ def _bootstrap_difference(
     return float(lo), float(hi)
 
 
+def _common_last_epoch(store: Any, records: Sequence[Mapping[str, Any]], layer: str) -> int | None:
+    """The last epoch at which every run that finished its budget captured ``layer``.
+
+    Diverged runs do not set it (they stopped early); they are compared at it
+    only if they reached it. None when no run captured the layer.
+    """
+    last: list[int] = []
+    for rec in records:
+        try:
+            eps = store.representation_epochs(rec["run_id"], layer)
+        except (KeyError, ValueError, OSError):
+            continue
+        if eps and rec.get("state") != "diverged":
+            last.append(int(eps[-1]))
+    return min(last) if last else None
+
+
 def akp_test(
     store: Any,
     experiment_id: str,
@@ -672,8 +699,9 @@ def akp_test(
     layer : str
         Captured layer, e.g. ``"embedding"``.
     epoch : int, optional
-        Captured epoch; None uses each run's last captured epoch. Runs without
-        it are excluded (listed with the reason).
+        Captured epoch; None uses the last epoch that every run which finished
+        its budget captured, so all runs are compared at the same epoch. Runs
+        without it (e.g. diverged earlier) are excluded, listed with the reason.
     threshold : float, optional
         Accuracy threshold of the family rule (None: largest gap).
     distance : {"1-cka", "angular"}, default="1-cka"
@@ -713,11 +741,16 @@ def akp_test(
     feats: list[np.ndarray] = []
     records: list[dict[str, Any]] = []
     epochs: list[int] = []
+    shared_epoch = epoch
+    if epoch is None and hasattr(store, "representation_epochs"):
+        # Compare every run at one epoch: a run that stopped early (diverged) would otherwise be compared at an
+        # earlier, less trained state, which by itself inflates its family's dispersion.
+        shared_epoch = _common_last_epoch(store, fams.records, layer)
     for rec in fams.records:
         rid = rec["run_id"]
         try:
-            rep = np.asarray(store.representations(rid, layer, epoch))
-        except (KeyError, ValueError) as exc:
+            rep = np.asarray(store.representations(rid, layer, shared_epoch))
+        except (KeyError, ValueError, OSError) as exc:
             excluded.append({"run_id": rid, "reason": f"no representation: {exc}"})
             continue
         if rep.ndim != 2 or not np.isfinite(rep).all():
@@ -728,13 +761,7 @@ def akp_test(
             continue
         feats.append(rep)
         records.append(rec)
-        if epoch is not None:
-            epochs.append(int(epoch))
-        elif hasattr(store, "representation_epochs"):
-            eps = store.representation_epochs(rid, layer)
-            epochs.append(int(eps[-1]) if eps else -1)
-        else:
-            epochs.append(-1)
+        epochs.append(int(shared_epoch) if shared_epoch is not None else -1)
     if len({f.shape[0] for f in feats}) > 1:
         raise AnalysisError("layer: runs have representations of different probe sizes; they must share one probe set")
 

@@ -49,10 +49,11 @@ _EVAL_IMAGES = EVAL_BATCH * 8
 def use_family_path(device: str | torch.device, n_seeds: int, *, force: bool | None = None) -> bool:
     """Whether the seeds of one condition should be trained as one vectorized family.
 
-    Measured with ``bench/family.py``: on a GPU one family of 8 or more seeds costs a
-    fraction of the sequential runs (many small kernels become one); on a CPU the
-    grouped convolutions are slower than sequential runs, so the CPU trains
-    sequentially.
+    On this project's 2-core CPU ``bench/family.py`` measured the family 2-4x
+    slower than sequential runs, so CPUs train sequentially. On a GPU the family
+    turns many small kernels into one; a naive vmap measured before this module
+    took 0.30 of the sequential time for 8 seeds on an H200, but this module has
+    not yet been measured on a GPU (see ``bench/README.md``).
 
     Parameters
     ----------

@@ -65,7 +65,8 @@ with st.container(border=True):
                                 format_func=RULE_LABELS.get, bind="query-params",
                                 help="accuracy: test accuracy at or above the threshold. accuracy + gap: also a "
                                      "generalization gap (train − test accuracy) no larger than a limit.") or "accuracy"
-    auto_label = "none: fewer than two distinct accuracies" if auto_threshold is None else f"{auto_threshold:.3f}"
+    auto_label = (f"none: no gap of {analysis.MIN_AUTO_GAP:.2f} or more between accuracies"
+                  if auto_threshold is None else f"{auto_threshold:.3f}")
     auto = r2.toggle("Automatic threshold", value=True, key="auto_threshold", bind="query-params",
                      help="Split the runs' test accuracies where the gap between consecutive values is largest.")
     threshold = None

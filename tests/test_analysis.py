@@ -372,3 +372,29 @@ def test_two_runs_per_family_are_too_few_for_permdisp():
     # Two runs always lie at the same distance from their centroid: no within-family spread to test.
     res = akp_test(make_store(n_happy=2, n_unhappy=2), "e", layer="embedding", threshold=0.7)
     assert res.verdict_code == "too_few_runs" and res.test is None
+
+
+def test_automatic_split_needs_a_real_gap():
+    close = [0.91, 0.92, 0.93, 0.925]
+    assert A.largest_gap_threshold(close) is None  # differences of noise, not of generalization
+    assert label_families(close) == ["happy"] * 4
+    assert A.largest_gap_threshold(close, min_gap=0.0) == pytest.approx(0.915)
+    assert A.largest_gap_threshold([0.5, 0.56, 0.9]) == pytest.approx(0.73)
+    res = akp_test(FakeStore([run(f"r{i}", a) for i, a in enumerate(close)],
+                             {(f"r{i}", "embedding", 0): np.random.default_rng(i).random((16, 3))
+                              for i in range(4)}), "e", layer="embedding")
+    assert res.verdict_code == "one_family"
+
+
+def test_akp_test_compares_all_runs_at_one_epoch():
+    store = make_store(n_happy=4, n_unhappy=4, epochs=(0, 1, 2))
+    # A diverged run that stopped after epoch 0 must not be compared with the others' epoch 2.
+    early = np.random.default_rng(9).random((64, 12)).astype(np.float32) + 20
+    store._runs.append(run("early", 0.5, state="diverged"))
+    store._reps[("early", "embedding", 0)] = early
+    res = akp_test(store, "e", layer="embedding", permutations=99)
+    assert set(res.epochs) == {2}
+    assert "early" not in res.run_ids
+    assert any(e["run_id"] == "early" and "epoch" in e["reason"] for e in res.excluded)
+    at0 = akp_test(store, "e", layer="embedding", epoch=0, permutations=99)
+    assert "early" in at0.run_ids and set(at0.epochs) == {0}
