@@ -33,12 +33,12 @@ import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from akp.data import Dataset, load_dataset
+from akp.data import Dataset
 from akp.experiment import ExperimentSpec
 from akp.models import build_model
 from akp.schedule import SwapSchedule
 from akp.swaps import get_loss, swap_activation
-from akp.train import EVAL_BATCH, Progress, RunResult, epoch_order, experiment_probe, make_optimizer
+from akp.train import EVAL_BATCH, Progress, RunResult, epoch_order, make_optimizer, training_tensors
 
 # Losses without a vmap batching rule (torch falls back to a slow loop with a warning): loop ourselves.
 _NO_VMAP_LOSSES = frozenset({"hinge"})
@@ -177,14 +177,7 @@ def train_family(
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds: must be a non-empty list of unique integers, got {seeds}")
     schedule.validate(spec.epochs)
-    data = dataset if dataset is not None else load_dataset(spec, home)
-    if probe is None:
-        probe = data.x_test[experiment_probe(spec, data)]
-    x_train = torch.from_numpy(data.x_train).to(device)
-    y_train = torch.from_numpy(data.y_train).to(device)
-    x_test = torch.from_numpy(data.x_test).to(device)
-    y_test = torch.from_numpy(data.y_test).to(device)
-    x_probe = torch.from_numpy(np.ascontiguousarray(probe)).to(device)
+    data, (x_train, y_train, x_test, y_test, x_probe) = training_tensors(spec, dataset, probe, home, device)
     n_members = len(seeds)
 
     base, params, buffers = stack_members(spec.model, seeds, in_channels=data.channels,

@@ -109,6 +109,23 @@ def capture(model: SmallCNN, x: torch.Tensor, layers: list[str], conv_reduce: st
     return {layer: torch.cat(p).float().cpu().numpy() for layer, p in parts.items()}
 
 
+def training_tensors(spec: ExperimentSpec, dataset: Dataset | None, probe: np.ndarray | None, home,
+                     device) -> tuple[Dataset, tuple[torch.Tensor, ...]]:
+    """Load the data (unless given) and put train, test and probe arrays on ``device``.
+
+    Returns
+    -------
+    data : Dataset
+    tensors : tuple of Tensor
+        x_train, y_train, x_test, y_test, x_probe.
+    """
+    data = dataset if dataset is not None else load_dataset(spec, home)
+    if probe is None:
+        probe = data.x_test[experiment_probe(spec, data)]
+    arrays = (data.x_train, data.y_train, data.x_test, data.y_test, np.ascontiguousarray(probe))
+    return data, tuple(torch.from_numpy(a).to(device) for a in arrays)
+
+
 def train_run(
     spec: ExperimentSpec,
     schedule: SwapSchedule,
@@ -149,14 +166,7 @@ def train_run(
         State ``"diverged"`` if a training loss became non-finite.
     """
     schedule.validate(spec.epochs)
-    data = dataset if dataset is not None else load_dataset(spec, home)
-    if probe is None:
-        probe = data.x_test[experiment_probe(spec, data)]
-    x_train = torch.from_numpy(data.x_train).to(device)
-    y_train = torch.from_numpy(data.y_train).to(device)
-    x_test = torch.from_numpy(data.x_test).to(device)
-    y_test = torch.from_numpy(data.y_test).to(device)
-    x_probe = torch.from_numpy(np.ascontiguousarray(probe)).to(device)
+    data, (x_train, y_train, x_test, y_test, x_probe) = training_tensors(spec, dataset, probe, home, device)
 
     model = build_model(spec.model, seed, in_channels=data.channels, n_classes=data.n_classes,
                         activation=schedule.activation).to(device)
