@@ -11,6 +11,9 @@ uploaded file and the problem while leaving nothing behind under the home.
   subfolder per class) or ``.npz`` (MedMNIST layout) upload to a registered
   dataset id ``ds-<16 hex>``.
 - :func:`register_path`: a server-side folder, ``.npz`` file or id to an id.
+- :func:`check_server_path`: the app's gate on server-side paths: accepted
+  only inside the folders of ``$AKP_DATA_ROOTS`` (:func:`data_roots`); with
+  none set, server paths are off. The library and CLI do not use it.
 - :func:`parse_positive_classes`: ``"malignant, 2"`` -> ``["malignant", "2"]``.
 - :func:`card_table`, :func:`card_summary`, :func:`card_samples`,
   :func:`dataset_label`: a dataset card (:func:`akp.real_data.dataset_card`)
@@ -41,11 +44,14 @@ from akp.real_data import (
 __all__ = [
     "MAX_UPLOAD_BYTES",
     "MAX_UPLOAD_MB",
+    "SERVER_PATHS_OFF",
     "UPLOAD_TYPES",
     "DatasetError",
     "card_samples",
     "card_summary",
     "card_table",
+    "check_server_path",
+    "data_roots",
     "dataset_label",
     "parse_positive_classes",
     "register_path",
@@ -60,6 +66,11 @@ MAX_UPLOAD_MB = 200
 #: Largest upload in bytes, checked again here (the server's cap can be raised by config).
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 _COPY_CHUNK = 1 << 20
+#: Environment variable listing the server folders (``os.pathsep``-separated) the app may read datasets from.
+DATA_ROOTS_ENV = "AKP_DATA_ROOTS"
+#: Why a server path is refused when :data:`DATA_ROOTS_ENV` is unset or empty.
+SERVER_PATHS_OFF = ("server paths are off on this instance; upload a .zip or .npz, or ask the admin to set "
+                    f"{DATA_ROOTS_ENV}")
 _SPLITS = ("train", "val", "test")
 
 
@@ -233,6 +244,80 @@ def register_path(
         dataset_card(text, home=home)  # raises if it is not registered
         return text
     return register_dataset(text, home=home, size=size, channels=channels, positive_classes=positive_classes)
+
+
+def data_roots(value: str | None = None) -> list[Path]:
+    """The folders the app may read server-side datasets from, resolved (symlinks followed).
+
+    Parameters
+    ----------
+    value : str, optional
+        ``os.pathsep``-separated folders; default ``$AKP_DATA_ROOTS``. Blank
+        entries are ignored.
+
+    Returns
+    -------
+    list of Path
+        Empty when none are set: server paths are off.
+    """
+    raw = os.environ.get(DATA_ROOTS_ENV, "") if value is None else value
+    roots = []
+    for part in str(raw).split(os.pathsep):
+        if part.strip():
+            roots.append(Path(part.strip()).expanduser().resolve())
+    return list(dict.fromkeys(roots))
+
+
+def check_server_path(
+    path: str | os.PathLike[str],
+    roots: Sequence[str | os.PathLike[str]] | None = None,
+) -> Path:
+    """The app's gate on a server-side dataset path: the resolved path if it lies inside a data root.
+
+    On a shared instance a user must not read arbitrary folders or files of
+    the server, nor learn which exist. The path is resolved (``..`` removed,
+    symlinks followed, relative to the working directory) and accepted only
+    inside one of ``roots``. Refusals never depend on whether the path exists,
+    and do not echo it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        What the user typed or a spec named.
+    roots : sequence of path-like, optional
+        Allowed folders; default :func:`data_roots` (``$AKP_DATA_ROOTS``).
+        None set (or all blank): every server path is refused.
+
+    Returns
+    -------
+    Path
+        The resolved path (it may not exist; the loaders say so, naming it,
+        since it is inside a root).
+
+    Raises
+    ------
+    DatasetError
+        Empty input, server paths off, or the path outside every root.
+    """
+    text = os.fspath(path).strip() if isinstance(path, (str, os.PathLike)) else ""
+    if not text:
+        raise DatasetError("dataset: give an image folder, an .npz file or a registered dataset id")
+    allowed = data_roots() if roots is None else [
+        Path(os.fspath(r).strip()).expanduser().resolve() for r in roots if os.fspath(r).strip()]
+    if not allowed:
+        raise DatasetError(f"dataset: {SERVER_PATHS_OFF}")
+    outside = DatasetError(
+        "dataset: that path is outside the data folders this instance may read ("
+        + ", ".join(str(r) for r in allowed) + "); upload a .zip or .npz, or use a path under one of them")
+    try:
+        # ".." is removed lexically first, so nothing outside a root is looked up on the way; then
+        # symlinks are followed. Callers read the returned path, which is the one checked.
+        resolved = Path(os.path.normpath(os.path.join(os.getcwd(), text))).resolve()
+    except (OSError, RuntimeError, ValueError):  # symlink loop, NUL byte...: same answer as outside
+        raise outside from None
+    if not any(resolved == r or resolved.is_relative_to(r) for r in allowed):
+        raise outside
+    return resolved
 
 
 def parse_positive_classes(text: str | None) -> list[str] | None:

@@ -9,6 +9,10 @@ nothing is created or queued while anything is invalid.
 a server-side path; uploads and paths are registered through :mod:`akp.uploads`
 (checked, processed, stored by content id), the dataset card is shown, and the
 experiment names the id. A path not yet registered is registered at launch.
+
+Server-side paths (typed, or named by an imported spec or a preset) are read
+only inside the folders of ``$AKP_DATA_ROOTS`` (:func:`akp.uploads.check_server_path`);
+with none set they are refused, and uploads and registered ids still work.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ from akp.uploads import (
     card_samples,
     card_summary,
     card_table,
+    check_server_path,
     dataset_label,
     parse_positive_classes,
     register_path,
@@ -82,6 +87,28 @@ def apply_spec(spec: ExperimentSpec) -> None:
         st.session_state[PREFIX + field] = values[field]
     st.session_state[SAVED] = {f: values[f] for f in FIELDS}
     st.session_state[CONDITIONS] = [_condition_state(c) for c in spec.conditions]
+    st.session_state.pop(DATA_ERROR, None)
+    problem = path_problem(values["dataset_path"])
+    if problem:
+        st.session_state[DATA_ERROR] = problem
+
+
+def path_problem(dataset: str) -> str | None:
+    """Why the dataset field's server path may not be used here (outside ``$AKP_DATA_ROOTS``), or None."""
+    text = str(dataset or "").strip()
+    if not text or text == SYNTHETIC or is_dataset_id(text):
+        return None
+    try:
+        check_server_path(text)
+    except DatasetError as exc:
+        return str(exc)
+    return None
+
+
+def allowed_source(dataset: str) -> str:
+    """An id as is; a server path resolved, only inside ``$AKP_DATA_ROOTS`` (DatasetError otherwise)."""
+    text = str(dataset or "").strip()
+    return text if is_dataset_id(text) else str(check_server_path(text))
 
 
 def on_preset() -> None:
@@ -163,8 +190,8 @@ def on_registered() -> None:
 def on_register(options: dict[str, Any]) -> None:
     """Callback of the Register button: register the server-side path and show its id in the field."""
     try:
-        dataset_id = register_path(str(st.session_state.get(PREFIX + "dataset_path") or ""),
-                                   home=ui_state.home_path(), **options)
+        source = allowed_source(str(st.session_state.get(PREFIX + "dataset_path") or ""))
+        dataset_id = register_path(source, home=ui_state.home_path(), **options)
     except DatasetError as exc:
         st.session_state[DATA_ERROR] = f"Nothing was registered: {exc}"
     else:
@@ -278,8 +305,11 @@ else:
                 icon=":material/inventory_2:", help="Check and store the folder or .npz file as a dataset id.")
 slots["dataset"] = errors_slot()
 if not synthetic:
+    field_problem = path_problem(str(st.session_state.get(PREFIX + "dataset_path") or ""))
     if DATA_ERROR in st.session_state:
         slots["dataset"].error(st.session_state.pop(DATA_ERROR))
+    elif field_problem:
+        slots["dataset"].error(field_problem)
     show_dataset_card(str(st.session_state.get(PREFIX + "dataset_path") or "").strip(), slots["dataset"])
 
 # Model and training ----------------------------------------------------------------------------------
@@ -415,12 +445,14 @@ if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/ro
         try:
             if spec.dataset != SYNTHETIC and not is_dataset_id(spec.dataset):
                 # A server-side path is registered first, so the experiment names content, not a path.
+                # Only inside $AKP_DATA_ROOTS: a shared instance must not read the rest of the server.
+                source = allowed_source(spec.dataset)
                 with st.spinner("Checking and registering the dataset..."):
                     spec = dataclasses.replace(spec, dataset=register_path(
-                        spec.dataset, home=ui_state.home_path(), **data_options))
+                        source, home=ui_state.home_path(), **data_options))
             experiment_id = store.create_experiment(spec)
         except (ExperimentError, DatasetError, ValueError) as exc:
-            slots["dataset"].error(f"dataset: {exc}")
+            slots["dataset"].error(str(exc) if str(exc).startswith("dataset") else f"dataset: {exc}")
             launch_slot.error(f"Nothing was queued: {exc}")
         else:
             queued: list[str] = []

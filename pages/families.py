@@ -43,8 +43,19 @@ if len(finished) < 2:
 FINGERPRINT = tuple((r["run_id"], r["state"], r["epochs_done"]) for r in runs)
 HOME = str(store.home)
 
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def captured(home: str, experiment_id: str, fingerprint: tuple) -> dict[str, dict[str, list[int]]]:
+    """Finished run -> layer -> captured epochs. Each lookup opens the run's .npz, so it is cached."""
+    s = ui_state.get_store()
+    ids = [run_id for run_id, state, _ in fingerprint if state in FINISHED_STATES]
+    return {rid: {lay: s.representation_epochs(rid, lay) for lay in s.layers(rid)} for rid in ids}
+
+
+CAPTURED = captured(HOME, experiment_id, FINGERPRINT)
+
 # -- settings ----------------------------------------------------------------------------------------
-layers = list(dict.fromkeys(lay for r in finished for lay in store.layers(r["run_id"])))
+layers = list(dict.fromkeys(lay for r in finished for lay in CAPTURED.get(r["run_id"], {})))
 if not layers:
     st.info("The finished runs have no stored representations to compare.")
     st.stop()
@@ -57,7 +68,7 @@ with st.container(border=True):
                          key="layer", bind="query-params", help="Which layer's representations are compared.")
     distance = c2.segmented_control("Distance", list(DISTANCE_LABELS), default="1-cka", key="distance",
                                     format_func=DISTANCE_LABELS.get, bind="query-params") or "1-cka"
-    epochs = sorted({e for r in finished for e in store.representation_epochs(r["run_id"], layer)})
+    epochs = sorted({e for r in finished for e in CAPTURED.get(r["run_id"], {}).get(layer, [])})
     epoch_choice = c3.selectbox("Epoch", ["final", *epochs], key="epoch", bind="query-params",
                                 format_func=lambda e: "final (last captured)" if e == "final" else f"epoch {e}")
     r1, r2, r3 = st.columns(3)

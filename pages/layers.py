@@ -1,11 +1,14 @@
-"""Layers: layer-by-layer CKA between any two runs of an experiment, at a chosen epoch."""
+"""Layers: layer-by-layer CKA between any two runs of an experiment, at a chosen epoch.
+
+A thin view over :mod:`akp.layers` (the computation, with the layers it must leave out).
+"""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
 import ui_state
-from akp.cka import cka_cross
+from akp import layers as layer_analysis
 from akp.plots.analysis import layer_cka_heatmap
 from akp.store import FINISHED_STATES
 
@@ -45,8 +48,25 @@ run_a = col_a.selectbox("Run A", ids, index=0, format_func=_label, key="run_a", 
 run_b = col_b.selectbox("Run B", ids, index=ids.index(default_b), format_func=_label, key="run_b",
                         bind="query-params")
 
-common_epochs = sorted(set.intersection(*(set(store.representation_epochs(r, lay))
-                                          for r in (run_a, run_b) for lay in store.layers(r))))
+
+def _fingerprint(run_ids: tuple[str, ...]) -> tuple:
+    return tuple((r, by_id[r]["state"], by_id[r]["epochs_done"]) for r in run_ids)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def shared_epochs(home: str, a: str, b: str, fingerprint: tuple) -> list[int]:
+    """Epochs captured by both runs; keyed by the store's home and the runs' fingerprint."""
+    return layer_analysis.common_epochs(ui_state.get_store(), a, b)
+
+
+@st.cache_data(show_spinner="Computing CKA between layers…", max_entries=64)
+def layer_cka(home: str, a: str, b: str, epoch: int, debiased: bool, fingerprint: tuple
+              ) -> layer_analysis.LayerCKA:
+    """:func:`akp.layers.layer_cka`; keyed by the store's home and the runs' fingerprint."""
+    return layer_analysis.layer_cka(ui_state.get_store(), a, b, epoch=epoch, debiased=debiased)
+
+
+common_epochs = shared_epochs(str(store.home), run_a, run_b, _fingerprint((run_a, run_b)))
 if not common_epochs:
     st.info("These two runs have no captured epoch in common; pick other runs.")
     st.stop()
@@ -62,26 +82,20 @@ debiased = col_d.toggle("Debiased CKA", value=False, key="debiased", bind="query
                              "can be slightly negative.")
 
 
-def _fingerprint(run_ids: tuple[str, ...]) -> tuple:
-    return tuple((r, by_id[r]["state"], by_id[r]["epochs_done"]) for r in run_ids)
-
-
-@st.cache_data(show_spinner="Computing CKA between layers…", max_entries=64)
-def layer_cka(home: str, a: str, b: str, epoch: int, debiased: bool, fingerprint: tuple
-              ) -> tuple[list[str], list[str], np.ndarray]:
-    """(layers of A, layers of B, CKA matrix); keyed by the store's home and the runs' fingerprint."""
-    s = ui_state.get_store()
-    layers_a, layers_b = s.layers(a), s.layers(b)
-    feats_a = [s.representations(a, lay, epoch=epoch) for lay in layers_a]
-    feats_b = [s.representations(b, lay, epoch=epoch) for lay in layers_b]
-    return layers_a, layers_b, cka_cross(feats_a, feats_b, debiased=debiased, device="cpu")
-
-
 try:
-    layers_a, layers_b, matrix = layer_cka(str(store.home), run_a, run_b, int(epoch), bool(debiased),
-                                           _fingerprint((run_a, run_b)))
+    result = layer_cka(str(store.home), run_a, run_b, int(epoch), bool(debiased), _fingerprint((run_a, run_b)))
 except ValueError as exc:  # e.g. too few probe images for the debiased estimator
     st.info(f"Cannot compare these runs: {exc}")
+    st.stop()
+layers_a, layers_b, matrix = result.layers_a, result.layers_b, result.matrix
+if result.skipped:
+    with st.expander(f"{len(result.skipped)} layer(s) left out at epoch {epoch}",
+                     expanded=not layers_a or not layers_b):
+        ui_state.show_table(result.skipped, ui_state.slug(f"layer-cka-skipped-{run_a}-vs-{run_b}-e{epoch}"),
+                            key="layers-skipped-csv")
+if not layers_a or not layers_b:
+    st.info("No layer of one of these runs can be compared at this epoch (see the reasons above); "
+            "pick another epoch or other runs.")
     st.stop()
 
 name_a, name_b = _label(run_a), _label(run_b)

@@ -99,6 +99,24 @@ def test_layers_page_heatmap_and_table(smoke_home):
     assert at.dataframe[0].value["cka"].tolist() == pytest.approx([1.0] * len(layers))
 
 
+def test_families_page_does_not_reopen_run_files_on_a_rerun(smoke_home, monkeypatch):
+    """store.layers / representation_epochs open a .npz each: cached on the store's fingerprint."""
+    from akp.store import RunStore
+
+    calls: list[str] = []
+    for name in ("layers", "representation_epochs", "representations"):
+        def counting(self, *args, _orig=getattr(RunStore, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _orig(self, *args, **kwargs)
+        monkeypatch.setattr(RunStore, name, counting)
+    at = page("families").run()
+    assert not at.exception and charts(at)
+    calls.clear()
+    at.run()  # a rerun (any widget change) with the store unchanged
+    assert not at.exception and charts(at)
+    assert calls == []
+
+
 def test_representations_page_two_umaps_and_selection(smoke_home, warm_umap):
     from akp.analysis import label_families
 

@@ -133,7 +133,9 @@ def test_design_preset_fills_form_and_launch_queues_runs(empty_home: Path) -> No
     manager = ui_state._MANAGERS[str(empty_home.resolve())]
     assert len(manager.status(exps[0]["id"])) == 4
     # Launch goes to Runs, which now shows this experiment.
-    assert at.query_params.get("experiment") == exps[0]["id"] or "Runs" in texts(at)
+    assert at.query_params.get("experiment") == exps[0]["id"]
+    assert [t.value for t in at.title] == ["Runs"]
+    assert at.selectbox(key="akp_experiment").value == exps[0]["id"]
 
 
 def test_design_event_past_budget_shows_error_and_creates_nothing(empty_home: Path) -> None:
@@ -264,7 +266,13 @@ def test_runs_cancel_and_resume(empty_home: Path) -> None:
     assert {r["state"] for r in store.runs(exp_id)} == {"cancelled"}
     assert at.button(key="runs-resume").label == "Resume 4"
     at.button(key="runs-resume").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    # Resume queued all four again: none is left cancelled, and the manager holds them.
+    states = [r["state"] for r in store.runs(exp_id)]
+    assert len(states) == 4 and set(states) <= {"queued", "running", "done", "diverged"}, states
     manager = ui_state._MANAGERS[str(empty_home.resolve())]
+    assert len(manager.status(exp_id)) == 4
     manager.cancel(exp_id)
     deadline = time.monotonic() + 60
     while not manager.wait(exp_id, timeout=0.5) and time.monotonic() < deadline:

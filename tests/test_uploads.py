@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from akp.uploads import (
     card_samples,
     card_summary,
     card_table,
+    check_server_path,
+    data_roots,
     dataset_label,
     parse_positive_classes,
     register_path,
@@ -164,6 +167,86 @@ def test_register_path_folder_id_and_errors(tmp_path: Path) -> None:
         register_path("ds-0123456789abcdef", home=home)
     with pytest.raises(DatasetError, match="give an image folder"):
         register_path("  ", home=home)
+
+
+# -- check_server_path: the app's gate on server-side paths ($AKP_DATA_ROOTS) -----------------------------
+@pytest.fixture
+def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """(a data root set in $AKP_DATA_ROOTS holding data/x.npz, a folder outside it holding secret/)."""
+    root = tmp_path / "root"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "x.npz").write_bytes(b"")
+    outside = tmp_path / "outside"
+    (outside / "secret").mkdir(parents=True)
+    monkeypatch.setenv("AKP_DATA_ROOTS", str(root))
+    return root, outside
+
+
+def test_check_server_path_inside_a_root_is_accepted(roots: tuple[Path, Path], monkeypatch) -> None:
+    root, _ = roots
+    assert check_server_path(root / "data") == (root / "data").resolve()
+    assert check_server_path(f"  {root}/data/x.npz ") == (root / "data" / "x.npz").resolve()
+    assert check_server_path(root / "data" / "not-yet") == (root / "data" / "not-yet").resolve()  # loaders say
+    other = root.parent / "other"
+    other.mkdir()
+    monkeypatch.setenv("AKP_DATA_ROOTS", f" {other}{os.pathsep}{os.pathsep}{root} ")
+    assert data_roots() == [other.resolve(), root.resolve()]
+    assert check_server_path(root / "data") == (root / "data").resolve()
+    monkeypatch.chdir(root)
+    assert check_server_path("data/x.npz") == (root / "data" / "x.npz").resolve()  # relative to the cwd
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "symlink", "symlink-file", "missing", "root-prefix"])
+def test_check_server_path_outside_the_roots_is_refused(roots: tuple[Path, Path], how: str) -> None:
+    root, outside = roots
+    (outside / "secret" / "a.npz").write_bytes(b"")
+    (root / "data" / "escape").symlink_to(outside / "secret")
+    (root / "data" / "escape.npz").symlink_to(outside / "secret" / "a.npz")
+    (root.parent / "root-evil").mkdir()  # shares the root's name as a string prefix
+    path = {"absolute": str(outside / "secret"),
+            "dotdot": f"{root}/data/../../outside/secret",
+            "symlink": str(root / "data" / "escape"),
+            "symlink-file": str(root / "data" / "escape.npz"),
+            "missing": str(outside / "nothing-here"),
+            "root-prefix": str(root.parent / "root-evil")}[how]
+    with pytest.raises(DatasetError, match="outside the data folders") as info:
+        check_server_path(path)
+    assert str(outside) not in str(info.value) and path not in str(info.value)
+
+
+def test_check_server_path_message_does_not_tell_whether_an_outside_path_exists(roots, tmp_path) -> None:
+    _, outside = roots
+    messages = set()
+    for path in (outside / "secret", outside / "no-such-thing", "/etc/passwd", "/no/such/file.npz",
+                 f"{outside}/secret/../../../../etc", "/etc/passwd/../../x"):
+        with pytest.raises(DatasetError) as info:
+            check_server_path(path)
+        messages.add(str(info.value))
+    assert len(messages) == 1, messages
+
+
+@pytest.mark.parametrize("value", [None, "", f"  {os.pathsep} "])
+def test_check_server_path_without_roots_refuses_every_path(tmp_path, monkeypatch, value) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    if value is None:
+        monkeypatch.delenv("AKP_DATA_ROOTS", raising=False)
+    else:
+        monkeypatch.setenv("AKP_DATA_ROOTS", value)
+    assert data_roots() == []
+    messages = set()
+    for path in (folder, tmp_path / "missing"):
+        with pytest.raises(DatasetError, match="server paths are off on this instance; upload a .zip or .npz, "
+                                               "or ask the admin to set AKP_DATA_ROOTS") as info:
+            check_server_path(path)
+        messages.add(str(info.value))
+    assert len(messages) == 1
+    # An explicit list overrides the environment.
+    assert check_server_path(folder, roots=[tmp_path]) == folder.resolve()
+    with pytest.raises(DatasetError, match="server paths are off"):
+        check_server_path(folder, roots=[])
+    with pytest.raises(DatasetError, match="give an image folder"):
+        check_server_path("  ", roots=[tmp_path])
 
 
 def test_parse_positive_classes() -> None:
