@@ -247,6 +247,38 @@ def experiment_label(exp: dict[str, Any]) -> str:
     return f"{exp['name']} · {exp['n_runs']} runs · {exp['id']}"
 
 
+def finished_runs(store: RunStore, experiment_id: str, *, minimum: int, pending_note: str,
+                  too_few: str) -> tuple[list[dict], list[dict]]:
+    """The experiment's runs and its finished ones; explain unfinished runs, and stop with too few finished.
+
+    Parameters
+    ----------
+    store, experiment_id
+    minimum : int
+        Finished runs the page needs; below it ``too_few`` is shown and the page stops.
+    pending_note : str
+        Shown while runs are queued or running; ``{pending}``, ``{total}`` and
+        ``{finished}`` are filled in.
+    too_few : str
+        Shown when fewer than ``minimum`` runs finished.
+
+    Returns
+    -------
+    runs, finished : list of dict
+    """
+    from akp.store import FINISHED_STATES
+
+    runs = store.runs(experiment_id)
+    finished = [r for r in runs if r["state"] in FINISHED_STATES]
+    pending = [r for r in runs if r["state"] in ACTIVE_STATES]
+    if pending:
+        st.info(pending_note.format(pending=len(pending), total=len(runs), finished=len(finished)))
+    if len(finished) < minimum:
+        st.info(too_few)
+        st.stop()
+    return runs, finished
+
+
 def experiment_selector(
     store: RunStore | None = None,
     *,

@@ -28,16 +28,12 @@ experiment_id = ui_state.experiment_selector(store)
 if experiment_id is None:
     st.stop()
 
-runs = store.runs(experiment_id)
-finished = [r for r in runs if r["state"] in FINISHED_STATES]
-pending = [r for r in runs if r["state"] in ui_state.ACTIVE_STATES]
-if pending:
-    st.info(f"{len(pending)} of {len(runs)} runs are still queued or running. The analysis below uses the "
-            f"{len(finished)} finished ones and will change when the rest finish.")
-if len(finished) < 2:
-    st.info("The family analysis needs at least two finished runs in this experiment. "
+runs, finished = ui_state.finished_runs(
+    store, experiment_id, minimum=2,
+    pending_note="{pending} of {total} runs are still queued or running. The analysis below uses the "
+                 "{finished} finished ones and will change when the rest finish.",
+    too_few="The family analysis needs at least two finished runs in this experiment. "
             "Watch progress on the **Runs** page.")
-    st.stop()
 
 # A fingerprint of the store's state for this experiment: any finished epoch or state change invalidates caches.
 FINGERPRINT = tuple((r["run_id"], r["state"], r["epochs_done"]) for r in runs)

@@ -10,7 +10,6 @@ import streamlit as st
 import ui_state
 from akp import layers as layer_analysis
 from akp.plots.analysis import layer_cka_heatmap
-from akp.store import FINISHED_STATES
 
 st.title("Layers: compare two runs layer by layer")
 st.caption("CKA between every layer of run A and every layer of run B, on the experiment's probe set. "
@@ -21,15 +20,11 @@ experiment_id = ui_state.experiment_selector(store)
 if experiment_id is None:
     st.stop()
 
-runs = store.runs(experiment_id)
-finished = [r for r in runs if r["state"] in FINISHED_STATES]
-pending = [r for r in runs if r["state"] in ui_state.ACTIVE_STATES]
-if pending:
-    st.info(f"{len(pending)} of {len(runs)} runs are still queued or running; "
-            "only finished runs can be compared. Come back when they are done.")
-if len(finished) < 2:
-    st.info("Layer-by-layer CKA needs at least two finished runs in this experiment.")
-    st.stop()
+runs, finished = ui_state.finished_runs(
+    store, experiment_id, minimum=2,
+    pending_note="{pending} of {total} runs are still queued or running; "
+                 "only finished runs can be compared. Come back when they are done.",
+    too_few="Layer-by-layer CKA needs at least two finished runs in this experiment.")
 
 by_id = {r["run_id"]: r for r in finished}
 ids = list(by_id)

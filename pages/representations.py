@@ -13,7 +13,6 @@ from akp import projection
 from akp.analysis import label_families
 from akp.data import CLASS_NAMES, SYNTHETIC
 from akp.plots.analysis import cell_image_figure, probe_categories, umap_scatter
-from akp.store import FINISHED_STATES
 
 COLOR_OPTIONS = {"class": "true class", "prediction": "predicted class", "correctness": "right or wrong"}
 SWAP_MARK = "⚡"
@@ -28,15 +27,11 @@ experiment_id = ui_state.experiment_selector(store)
 if experiment_id is None:
     st.stop()
 
-runs = store.runs(experiment_id)
-finished = [r for r in runs if r["state"] in FINISHED_STATES]
-pending = [r for r in runs if r["state"] in ui_state.ACTIVE_STATES]
-if pending:
-    st.info(f"{len(pending)} of {len(runs)} runs are still queued or running; their representations "
-            "appear here when they finish.")
-if not finished:
-    st.info("No finished run in this experiment yet: representations are stored when a run finishes.")
-    st.stop()
+runs, finished = ui_state.finished_runs(
+    store, experiment_id, minimum=1,
+    pending_note="{pending} of {total} runs are still queued or running; their representations "
+                 "appear here when they finish.",
+    too_few="No finished run in this experiment yet: representations are stored when a run finishes.")
 
 # UMAP's first fit in a process compiles numba kernels (~20-30 s): never block the page on it.
 if not projection.is_warm():
