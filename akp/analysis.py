@@ -736,6 +736,9 @@ def akp_test(
         raise AnalysisError(f"n_boot: must be an integer >= 1, got {n_boot!r}")
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer))):
         raise AnalysisError(f"epoch: must be an integer or None, got {epoch!r}")
+    # Checked here too, so a bad value is reported even when too few runs let PERMDISP be skipped.
+    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or permutations < 1:
+        raise AnalysisError(f"permutations: must be an integer >= 1, got {permutations!r}")
     fams = label_runs(store.runs(experiment_id), rule=rule, threshold=threshold, max_gap=max_gap)
     excluded = list(fams.excluded)
     feats: list[np.ndarray] = []

@@ -1,7 +1,8 @@
-"""Command line: ``python -m akp experiment|list|show``, over the same run store as the app."""
+"""Command line: ``python -m akp experiment|list|show|verdict``, over the same run store as the app."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import defaultdict
@@ -135,6 +136,38 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verdict(args: argparse.Namespace) -> int:
+    from akp.analysis import akp_test  # lazy: the other commands do not need the analysis stack
+
+    store = RunStore(args.home)
+    allowed = store.spec(args.experiment_id).capture_layers
+    if args.layer not in allowed:
+        raise ValueError(f"layer: {args.layer!r} was not captured in this experiment; allowed: {', '.join(allowed)}")
+    result = akp_test(store, args.experiment_id, layer=args.layer, epoch=args.epoch, threshold=args.threshold,
+                      distance=args.distance, debiased=args.debiased, permutations=args.permutations,
+                      seed=args.seed)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    counts = {f: result.families.count(f) for f in ("happy", "unhappy")}
+    threshold = "-" if result.threshold is None else f"{result.threshold:.3f}"
+    print(f"experiment {args.experiment_id}, layer {args.layer}, distance {args.distance}"
+          f"{', debiased' if args.debiased else ''}: happy {counts['happy']}, unhappy {counts['unhappy']} "
+          f"(rule {result.rule}, threshold {threshold})")
+    if result.dispersion:
+        rows = [[f, counts[f], f"{result.dispersion[f]:.4f}"] for f in ("happy", "unhappy")]
+        print(_table(rows, ["family", "runs", "mean distance to centre"]))
+    if result.test is not None:
+        low, high = result.difference_ci or (float("nan"), float("nan"))
+        print(f"PERMDISP F = {result.test.statistic:.3f}, p = {result.test.p_value:.3g} "
+              f"({result.test.permutations} permutations); unhappy - happy = "
+              f"{result.dispersion_difference:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}]")
+    for e in result.excluded:
+        print(f"excluded {e['run_id']}: {e['reason']}")
+    print(f"verdict: {result.verdict}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m akp", description="AKP Lab command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the experiments in the store")
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("verdict", help="test the Anna Karenina Principle on an experiment's finished runs")
+    p.add_argument("experiment_id")
+    p.add_argument("--layer", default="embedding", help="captured layer to compare (default: embedding)")
+    p.add_argument("--epoch", type=int, help="captured epoch (default: the last one all runs share)")
+    p.add_argument("--threshold", type=float, help="happy if test accuracy >= this (default: largest gap)")
+    p.add_argument("--distance", choices=["1-cka", "angular"], default="1-cka")
+    p.add_argument("--debiased", action="store_true", help="debiased CKA (Song et al. 2012)")
+    p.add_argument("--permutations", type=int, default=999)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=cmd_verdict)
 
     p = sub.add_parser("show", help="show one experiment's runs")
     p.add_argument("experiment_id")

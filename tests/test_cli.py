@@ -59,3 +59,28 @@ def test_list_and_show(smoke_store, capsys):
 def test_list_on_an_empty_store_suggests_a_first_command(tmp_path, capsys):
     assert main(["list", "--home", str(tmp_path / "empty")]) == 0
     assert "python -m akp experiment smoke" in capsys.readouterr().out
+
+
+def test_verdict_prints_the_families_test_and_verdict(smoke3_store, capsys):
+    from akp.analysis import akp_test
+
+    store, eid = smoke3_store
+    assert main(["verdict", eid, "--home", str(store.home), "--permutations", "99"]) == 0
+    out = capsys.readouterr().out
+    expected = akp_test(store, eid, layer="embedding", permutations=99)
+    assert f"verdict: {expected.verdict}" in out
+    assert f"happy {expected.families.count('happy')}, unhappy {expected.families.count('unhappy')}" in out
+    if expected.test is not None:
+        assert f"p = {expected.test.p_value:.3g}" in out
+    assert main(["verdict", eid, "--home", str(store.home), "--json", "--permutations", "99"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == expected.verdict and len(data["run_ids"]) == 6
+
+
+def test_verdict_bad_input_exits_2_with_the_allowed_values(smoke_store, capsys):
+    store, eid = smoke_store
+    assert main(["verdict", eid, "--layer", "conv9", "--home", str(store.home)]) == 2
+    assert "layer: 'conv9' was not captured in this experiment; allowed: conv1, conv2, embedding, logits" in (
+        capsys.readouterr().err)
+    assert main(["verdict", eid, "--permutations", "0", "--home", str(store.home)]) == 2
+    assert "permutations: must be an integer >= 1" in capsys.readouterr().err
