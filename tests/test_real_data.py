@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import stat
-import sys
 import time
 import warnings
 import zipfile
@@ -20,12 +18,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import shared_data
 from PIL import Image
 
 from akp import real_data as rd
 from akp.data import Dataset, DatasetError, load_dataset
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 # --------------------------------------------------------------------------- #
@@ -129,15 +126,8 @@ def png_bytes(value: int, wh: tuple[int, int] = (16, 16), mode: str = "L") -> by
     return out.getvalue()
 
 
-def need_real(name: str) -> Path:
-    """Real data path; skipped where absent, except under CI=true (then it must exist)."""
-    path = DATA / name
-    if not path.exists():
-        msg = f"real data {path} is absent (see shared/data/README.md)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + "; CI=true requires it")
-        pytest.skip(msg)
-    return path
+# Real data path; skipped where absent, except under CI=true (then it must exist).
+need_real = shared_data
 
 
 # --------------------------------------------------------------------------- #
@@ -749,7 +739,9 @@ def test_real_breastmnist_npz():
 @pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception),
                                              ("", pytest.skip.Exception)])
 def test_absent_real_data_skips_except_under_ci(monkeypatch, tmp_path, ci, outcome):
-    monkeypatch.setattr(sys.modules[__name__], "DATA", tmp_path)
+    import conftest
+
+    monkeypatch.setattr(conftest, "SHARED_DATA", tmp_path)
     monkeypatch.setenv("CI", ci)
-    with pytest.raises(outcome, match="is absent"):
+    with pytest.raises(outcome, match="is absent|is missing, and CI must run"):
         need_real("pcam-test")

@@ -6,7 +6,6 @@ where they are absent, except under CI=true, where they must be present.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,23 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import shared_data
 
 from akp.data import load_dataset
 from akp.experiment import load_preset
 from akp.train import train_run
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def need_real(name: str) -> Path:
-    """Real data path; skipped where absent, except under CI=true (then it must exist)."""
-    path = DATA / name
-    if not path.exists():
-        msg = f"real data {path} is absent (see shared/data/README.md)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + "; CI=true requires it")
-        pytest.skip(msg)
-    return path
+# Real data path; skipped where absent, except under CI=true (then it must exist).
+need_real = shared_data
 
 
 @pytest.fixture
