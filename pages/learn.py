@@ -137,8 +137,14 @@ st.markdown(
   result that holds under several reasonable choices is more believable.
 - **Unhappy runs can be degenerate.** A run that collapsed (e.g. predicts one class for every image) may
   have constant representations; CKA is undefined for those and they are left out of the statistics.
-- **Synthetic data.** The built-in cells are generated, not photographed. They make the principle visible
-  in minutes on a laptop; they are not evidence about real microscopy.
+  Runs that *nearly* collapsed stay in, and they tend to look alike: each failed the same way.
+- **The principle is a hypothesis, and the verdict can go against it.** When we ran the `teaching` preset
+  ourselves (6 seeds per condition), the unhappy runs, which fail when a saturating sigmoid is swapped in,
+  ended up *less* dispersed than the happy ones, and the verdict was "not supported"; the same happened on
+  real PCam patches. Ask the class why: what would a failure "in its own way" need to look like, and which
+  swap schedule might produce it? A negative result, read honestly, is a result.
+- **Synthetic data.** The built-in cells are generated, not photographed. They let a class run the whole
+  test in minutes on a laptop; they are not evidence about real microscopy.
 - **Similarity is not the whole story.** CKA compares representations up to rotation and scale; two
   models can be CKA-similar and still differ in ways CKA cannot see.
 """
