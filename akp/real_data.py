@@ -758,7 +758,18 @@ def _safe_member_path(name: str, where: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
-def _remove_created(created: list[Path]) -> None:
+def make_dirs_tracked(path: Path) -> list[Path]:
+    """``mkdir -p path``; return the folders it created, outermost first (for :func:`remove_created_dirs`)."""
+    created = []
+    for d in [*reversed(path.parents), path]:
+        if not d.exists():
+            d.mkdir()
+            created.append(d)
+    return created
+
+
+def remove_created_dirs(created: Sequence[Path]) -> None:
+    """Undo :func:`make_dirs_tracked`: remove those folders, innermost first, while they are empty."""
     for d in reversed(created):
         try:
             d.rmdir()
@@ -812,11 +823,7 @@ def import_zip(
     where = str(file) if isinstance(file, (str, os.PathLike)) else "zip upload"
     if dest.exists() or dest.is_symlink():
         raise DatasetError(f"{dest}: destination already exists")
-    created: list[Path] = []
-    for parent in reversed(dest.parents):
-        if not parent.exists():
-            parent.mkdir()
-            created.append(parent)
+    created = make_dirs_tracked(dest.parent)
     tmp: Path | None = None
     try:
         try:
@@ -835,7 +842,7 @@ def import_zip(
     except BaseException:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        _remove_created(created)
+        remove_created_dirs(created)
         raise
 
 

@@ -38,7 +38,9 @@ from akp.real_data import (
     dataset_card,
     import_zip,
     is_dataset_id,
+    make_dirs_tracked,
     register_dataset,
+    remove_created_dirs,
 )
 
 __all__ = [
@@ -87,24 +89,6 @@ def _safe_name(filename: str) -> str:
         stem, ext = base, ""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:60] or "upload"
     return f"{stem}.{ext.lower()}" if ext else stem
-
-
-def _make_dirs(path: Path) -> list[Path]:
-    """``mkdir -p path``; return the folders created, outermost first."""
-    created = []
-    for d in [*reversed(path.parents), path]:
-        if not d.exists():
-            d.mkdir()
-            created.append(d)
-    return created
-
-
-def _remove_empty(created: Sequence[Path]) -> None:
-    for d in reversed(created):
-        try:
-            d.rmdir()
-        except OSError:
-            break
 
 
 def _copy_capped(file: bytes | IO[bytes], target: Path, filename: str, max_bytes: int) -> None:
@@ -177,7 +161,7 @@ def register_upload(
             "class) or a MedMNIST-style .npz file")
     home = Path(home)
     for attempt in range(3):  # another upload may remove an empty uploads/ between the two calls
-        created = _make_dirs(uploads_dir(home))
+        created = make_dirs_tracked(uploads_dir(home))
         try:
             work = Path(tempfile.mkdtemp(prefix="tmp-", dir=uploads_dir(home)))
             break
@@ -203,7 +187,7 @@ def register_upload(
             raise DatasetError(message) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        _remove_empty(created)
+        remove_created_dirs(created)
 
 
 def register_path(
