@@ -7,10 +7,12 @@ BIN := $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -m pip install --upgrade pip "setuptools>=68" >/dev/null
 
-$(VENV)/.installed: requirements.txt | $(BIN)/python
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -r requirements.txt
+	# akp itself, editable, so the `akp` command exists in the venv (dependencies came above).
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
@@ -21,6 +23,7 @@ run: $(VENV)/.installed
 	$(BIN)/streamlit run app.py
 
 test: $(VENV)/.installed-dev
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev

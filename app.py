@@ -2,29 +2,28 @@
 
 ``streamlit run app.py`` builds the navigation over ``pages/``, the shared
 sidebar (the job queue) and the process-wide job manager. The store's home is
-``$AKP_HOME`` or ``./akp-data``.
+``$AKP_HOME`` or ``./akp-data``. The pages' helpers are the ``ui`` package
+beside this file (Streamlit puts this folder on ``sys.path``).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # pages import ui_state and akp from the repository root
-    sys.path.insert(0, str(ROOT))
-
-try:  # what st.navigation does below; done first so that importing ui_state does not rerun (see there)
+try:  # what st.navigation does below; done first so that importing ui does not rerun (see ui.shell)
     from streamlit.runtime.pages_manager import PagesManager
 
     PagesManager.uses_pages_directory = False
 except ImportError:  # pragma: no cover
     pass
 
-import ui_state  # noqa: E402
+import ui  # noqa: E402
+from akp.projection import start_warm_up  # noqa: E402
+from akp.runs import QUEUED, RUNNING  # noqa: E402
 
-# (file, title, icon, default?) in menu order; pages that do not exist yet are left out.
+ROOT = Path(__file__).resolve().parent
+# (file, title, icon, default?) in menu order.
 PAGES = [
     ("pages/home.py", "Home", ":material/home:", True),
     ("pages/design.py", "Design", ":material/tune:", False),
@@ -44,19 +43,15 @@ st.set_page_config(page_title="AKP Lab", page_icon=":material/family_restroom:",
 @st.cache_resource(show_spinner=False)
 def _start_warm_up() -> bool:
     """Import and JIT-compile UMAP in a background thread, once per process (no st.* there)."""
-    try:
-        from akp.projection import start_warm_up
-    except ImportError:
-        return False
     start_warm_up()
     return True
 
 
 def build_navigation() -> st.navigation:
-    """The pages that exist, in menu order."""
+    """The pages, in menu order."""
     pages = [st.Page(str(ROOT / path), title=title, icon=icon, default=default,
                      url_path=Path(path).stem if not default else None)
-             for path, title, icon, default in PAGES if (ROOT / path).exists()]
+             for path, title, icon, default in PAGES]
     return st.navigation(pages, position="sidebar")
 
 
@@ -64,14 +59,14 @@ def sidebar() -> None:
     """The shared sidebar: the job queue (refreshed while runs are active) and where runs are stored."""
     with st.sidebar:
         queue_panel()
-        if ui_state.get_manager() is None:
+        if ui.get_manager() is None:
             st.caption("Job manager unavailable: the app is read-only.")
-        st.caption(f"Store: `{ui_state.home_path()}`")
+        st.caption(f"Store: `{ui.home_path()}`")
 
 
 def _queue_active() -> bool:
-    counts = ui_state.job_counts()
-    return bool(counts["running"] or counts["queued"])
+    counts = ui.job_counts()
+    return bool(counts[RUNNING] or counts[QUEUED])
 
 
 _QUEUE_WAS_ACTIVE = _queue_active()
@@ -80,15 +75,14 @@ _QUEUE_WAS_ACTIVE = _queue_active()
 @st.fragment(run_every=QUEUE_POLL_SECONDS if _QUEUE_WAS_ACTIVE else None)
 def queue_panel() -> None:
     """Running and queued counts, with a link to Runs; polls only while something is active."""
-    counts = ui_state.job_counts()
-    if not (counts["running"] or counts["queued"]) and _QUEUE_WAS_ACTIVE:
+    counts = ui.job_counts()
+    if not (counts[RUNNING] or counts[QUEUED]) and _QUEUE_WAS_ACTIVE:
         st.rerun(scope="app")  # all done: a full rerun stops the polling
     st.markdown("**Job queue**")
     cols = st.columns(2)
-    cols[0].metric("Running", counts["running"])
-    cols[1].metric("Queued", counts["queued"])
-    if (ROOT / "pages/runs.py").exists():
-        st.page_link(str(ROOT / "pages/runs.py"), label="Watch runs", icon=":material/monitoring:")
+    cols[0].metric("Running", counts[RUNNING])
+    cols[1].metric("Queued", counts[QUEUED])
+    st.page_link(str(ROOT / "pages/runs.py"), label="Watch runs", icon=":material/monitoring:")
 
 
 _start_warm_up()

@@ -8,8 +8,9 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
-from akp.data import SYNTHETIC_OPTIONS, DatasetError
+from akp.datasets import SYNTHETIC_OPTIONS, DatasetError
 from akp.experiment import ExperimentError, load_spec, preset_names
+from akp.runs import ACTIVE_STATES, FAILED, RUNNING
 from akp.schedule import ScheduleError
 from akp.store import RunStore, StoreError
 
@@ -78,7 +79,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
           f"{len(spec.seeds)} seeds x {spec.epochs} epochs, store {store.home}", flush=True)
     _run_all(store, experiment_id, quiet=args.quiet)
     print(summary_table(store, experiment_id))
-    failed = [r for r in store.runs(experiment_id) if r["state"] == "failed"]
+    failed = [r for r in store.runs(experiment_id) if r["state"] == FAILED]
     for r in failed:
         print(f"run {r['run_id']} failed: {(r['error'] or '').splitlines()[0]}", file=sys.stderr)
     return 1 if failed else 0
@@ -95,8 +96,8 @@ def _run_all(store: RunStore, experiment_id: str, *, quiet: bool) -> None:
         while not manager.wait(experiment_id, timeout=0.25):
             if bar is not None:
                 snaps = manager.status(experiment_id)
-                bar.done = sum(1 for s in snaps if s["state"] not in ("queued", "running"))
-                running = [s for s in snaps if s["state"] == "running"]
+                bar.done = sum(1 for s in snaps if s["state"] not in ACTIVE_STATES)
+                running = [s for s in snaps if s["state"] == RUNNING]
                 if running:
                     s = running[0]
                     bar.update(f"{s['condition']} seed {s['seed']}", s["epoch"], s["epochs"],
@@ -169,7 +170,7 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m akp", description="AKP Lab command line.")
+    parser = argparse.ArgumentParser(prog="akp", description="AKP Lab command line (also: python -m akp).")
     sub = parser.add_subparsers(dest="command", required=True)
     home_help = "run store directory (default: $AKP_HOME or ./akp-data)"
 

@@ -1,7 +1,9 @@
 """The logic behind the app's Design and Runs pages, kept free of Streamlit so it can be tested.
 
 - :func:`form_values` / :func:`build_spec`: an :class:`~akp.experiment.ExperimentSpec`
-  to flat form values and back, with validation.
+  to flat form values and back, with validation; :data:`SPEC_FIELDS` says which
+  spec field each form value fills, :func:`form_key` which form field shows an
+  error's ``field``.
 - :func:`schedule_rows` / :func:`schedule_from_rows`: a swap schedule to the rows of
   the table editor and back (blank cells mean "keep").
 - :func:`parse_seeds`: ``"0-4, 7"`` -> ``[0, 1, 2, 3, 4, 7]``.
@@ -17,9 +19,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from akp.data import DEFAULT_DIFFICULTY, SYNTHETIC
-from akp.experiment import MAX_SEEDS, ExperimentError, ExperimentSpec
+from akp.constraints import MAX_SEEDS, SPEC, Constraint
+from akp.datasets import SYNTHETIC, SYNTHETIC_OPTIONS
+from akp.datasets.synthetic import DEFAULTS as SYNTHETIC_DEFAULTS
+from akp.errors import AKPError
+from akp.experiment import ExperimentSpec
 from akp.models import ModelSpec
+from akp.runs import ACTIVE_STATES, DONE, QUEUED, RUNNING
 from akp.schedule import ScheduleError, SwapEvent, SwapSchedule, int_or_raw
 from akp.swaps import ACTIVATIONS, LOSSES
 
@@ -35,16 +41,85 @@ RUN_OVERHEAD_SECONDS = 0.3  # model build, data transfer, final save
 REFERENCE_MODEL = ModelSpec(16, 3, 64)
 MAX_UPLOAD_BYTES = 256 * 1024
 KEEP = ""  # what an editor cell holds for "leave unchanged"
-FORM_KEYS = ("name", "dataset", "n_train", "n_test", "size", "data_seed", "difficulty", "width", "depth",
-             "embedding_dim", "epochs", "batch_size", "optimizer", "lr", "seeds", "probe_size")
+# Form key -> the spec field it fills (the dotted paths of akp.constraints and of AKPError.field).
+SPEC_FIELDS: dict[str, str] = {
+    "name": "name", "dataset": "dataset", "n_train": "dataset_options.n_train", "n_test": "dataset_options.n_test",
+    "size": "dataset_options.size", "data_seed": "dataset_options.seed",
+    "difficulty": "dataset_options.difficulty", "width": "model.width", "depth": "model.depth",
+    "embedding_dim": "model.embedding_dim", "epochs": "epochs", "batch_size": "batch_size",
+    "optimizer": "optimizer", "lr": "lr", "seeds": "seeds", "probe_size": "probe_size",
+}
+FORM_KEYS = tuple(SPEC_FIELDS)
+_FORM_KEY_OF = {path: key for key, path in SPEC_FIELDS.items()} | {"dataset_options": "dataset"}
+_CONDITION = re.compile(r"conditions(\[\d+\])?")
+_LAST_STEP = re.compile(r"(\.[^.\[\]]+|\[\d+\])$")
 
 
-class DesignError(ExperimentError):
-    """A design form value is invalid; ``field`` names the form field it belongs to."""
+class DesignError(AKPError):
+    """A design form value is invalid; ``field`` is the spec field at fault (see :func:`form_key`).
 
-    def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(message)
-        self.field = field
+    ``field`` is a dotted spec path (``"model.width"``, ``"conditions[1].events[0].epoch"``),
+    ``"seeds"``, ``"conditions"``, ``"upload"``, or None when the validator did not name one.
+    """
+
+
+def constraint_of(key: str) -> Constraint:
+    """The constraint of the spec field that form value ``key`` fills: its label and bounds for the widget.
+
+    Parameters
+    ----------
+    key : str
+        A key of :data:`SPEC_FIELDS`, except ``"dataset"`` (free text checked by the loaders).
+        ``"seeds"`` gives the constraint of one seed.
+
+    Returns
+    -------
+    Constraint
+        From :data:`akp.constraints.SPEC` or the synthetic cells' option schema
+        :data:`akp.datasets.synthetic.OPTIONS`.
+
+    Raises
+    ------
+    KeyError
+        If no table holds the field.
+    """
+    path = "seed" if key == "seeds" else SPEC_FIELDS[key]
+    if path in SPEC:
+        return SPEC[path]
+    by_field = {c.field: c for c in SYNTHETIC_OPTIONS.values()}
+    return by_field[path]
+
+
+def form_key(field: str | None) -> str | None:
+    """The form field whose widget shows an error about spec field ``field``.
+
+    The path is walked up to the nearest field the form has: ``"model.width"`` ->
+    ``"width"``, ``"dataset_options.seed"`` -> ``"data_seed"``,
+    ``"conditions[1].events[0].epoch"`` -> ``"conditions[1]"``; ``"upload"`` is
+    its own field.
+
+    Parameters
+    ----------
+    field : str or None
+        An :attr:`AKPError.field`.
+
+    Returns
+    -------
+    str or None
+        A key of :data:`SPEC_FIELDS`, ``"conditions"``, ``"conditions[i]"``,
+        ``"upload"``, or None (no field, or one the form does not show).
+    """
+    path = field or ""
+    while path:
+        if path in _FORM_KEY_OF:
+            return _FORM_KEY_OF[path]
+        if path == "upload" or _CONDITION.fullmatch(path):
+            return path
+        parent = _LAST_STEP.sub("", path)
+        if parent == path:
+            return None
+        path = parent
+    return None
 
 
 def activation_names() -> list[str]:
@@ -79,10 +154,10 @@ def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
         ``MAX_SEEDS`` seeds (field ``"seeds"``).
     """
     if isinstance(text, bool):
-        raise DesignError("seeds: give seeds such as '0-4' or '0, 1, 2'", "seeds")
+        raise DesignError.at("seeds", "give seeds such as '0-4' or '0, 1, 2'")
     if isinstance(text, int):
         if not 1 <= text <= MAX_SEEDS:
-            raise DesignError(f"seeds: the number of seeds must be from 1 to {MAX_SEEDS}, got {text}", "seeds")
+            raise DesignError.at("seeds", f"the number of seeds must be from 1 to {MAX_SEEDS}, got {text}")
         return list(range(text))
     if not isinstance(text, str):
         seeds = [int_or_raw(s) for s in text]
@@ -90,22 +165,21 @@ def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
         seeds = []
         parts = [p.strip() for p in text.split(",") if p.strip()]
         if not parts:
-            raise DesignError("seeds: list at least one seed, e.g. '0-4' or '0, 1, 2'", "seeds")
+            raise DesignError.at("seeds", "list at least one seed, e.g. '0-4' or '0, 1, 2'")
         for part in parts:
             m = re.fullmatch(r"(\d+)\s*(?:-\s*(\d+))?", part)
             if not m:
-                raise DesignError(f"seeds: cannot read {part!r}; use integers and ranges like '0-4'", "seeds")
+                raise DesignError.at("seeds", f"cannot read {part!r}; use integers and ranges like '0-4'")
             lo = int(m.group(1))
             hi = int(m.group(2)) if m.group(2) is not None else lo
             if hi < lo:
-                raise DesignError(f"seeds: range {part!r} goes backwards; write it as '{hi}-{lo}'", "seeds")
+                raise DesignError.at("seeds", f"range {part!r} goes backwards; write it as '{hi}-{lo}'")
             if hi - lo + 1 > MAX_SEEDS:
-                raise DesignError(f"seeds: at most {MAX_SEEDS} seeds, the range {part!r} has {hi - lo + 1}",
-                                  "seeds")
+                raise DesignError.at("seeds", f"at most {MAX_SEEDS} seeds, the range {part!r} has {hi - lo + 1}")
             seeds.extend(range(lo, hi + 1))
     seeds = list(dict.fromkeys(seeds))
     if len(seeds) > MAX_SEEDS:
-        raise DesignError(f"seeds: at most {MAX_SEEDS} seeds, got {len(seeds)}", "seeds")
+        raise DesignError.at("seeds", f"at most {MAX_SEEDS} seeds, got {len(seeds)}")
     return seeds
 
 
@@ -170,12 +244,12 @@ def schedule_from_rows(name: str, activation: str, loss: str, rows: Sequence[Map
         if _blank(epoch) and _blank(act) and _blank(los):
             continue
         if _blank(epoch):
-            raise ScheduleError(f"events[{i}].epoch: missing; give the 0-based epoch at which the swap applies")
+            raise ScheduleError.at(f"events[{i}].epoch", "missing; give the 0-based epoch at which the swap applies")
         epoch = int_or_raw(epoch)
         if isinstance(epoch, str) and epoch.strip().isdigit():
             epoch = int(epoch)
         if isinstance(epoch, bool) or not isinstance(epoch, int):
-            raise ScheduleError(f"events[{i}].epoch: must be a non-negative integer, got {epoch!r}")
+            raise ScheduleError.at(f"events[{i}].epoch", f"must be a non-negative integer, got {epoch!r}")
         events.append(SwapEvent(epoch, None if _blank(act) else str(act), None if _blank(los) else str(los)))
     events.sort(key=lambda e: e.epoch)
     return SwapSchedule(name, activation, loss, tuple(events))
@@ -194,15 +268,15 @@ def form_values(spec: ExperimentSpec) -> dict[str, Any]:
     dict
         Keys of :data:`FORM_KEYS`, plus ``conditions`` (list of SwapSchedule).
     """
-    opts = spec.dataset_options
+    opts = SYNTHETIC_DEFAULTS | spec.dataset_options
     return {
         "name": spec.name,
         "dataset": spec.dataset,
-        "n_train": int(opts.get("n_train", 2000)),
-        "n_test": int(opts.get("n_test", 1000)),
-        "size": int(opts.get("size", 32)),
-        "data_seed": int(opts.get("seed", 0)),
-        "difficulty": float(opts.get("difficulty", DEFAULT_DIFFICULTY)),
+        "n_train": int(opts["n_train"]),
+        "n_test": int(opts["n_test"]),
+        "size": int(opts["size"]),
+        "data_seed": int(opts["seed"]),
+        "difficulty": float(opts["difficulty"]),
         "width": spec.model.width,
         "depth": spec.model.depth,
         "embedding_dim": spec.model.embedding_dim,
@@ -238,12 +312,12 @@ def build_spec(values: Mapping[str, Any], conditions: Sequence[SwapSchedule] | N
     Raises
     ------
     DesignError
-        With ``field`` set to the form field at fault: one of :data:`FORM_KEYS`,
-        ``"conditions"`` or ``"conditions[i]"``.
+        With ``field`` set to the spec field at fault, as the validator named it
+        (:func:`form_key` finds its widget).
     """
     missing = [k for k in FORM_KEYS if k not in values]
     if missing:
-        raise DesignError(f"form: missing field(s) {missing}", missing[0])
+        raise DesignError(f"form: missing field(s) {missing}", field=SPEC_FIELDS[missing[0]])
     seeds = parse_seeds(values["seeds"])
     conds = list(conditions if conditions is not None else values.get("conditions") or [])
     dataset = str(values["dataset"] or SYNTHETIC)
@@ -261,35 +335,22 @@ def build_spec(values: Mapping[str, Any], conditions: Sequence[SwapSchedule] | N
     )
     try:
         spec.validate()
-    except (ExperimentError, ScheduleError) as exc:
-        raise DesignError(str(exc), field_of(str(exc))) from None
+    except AKPError as exc:
+        raise exc.rebrand(DesignError) from None
     if spec.dataset == SYNTHETIC and spec.probe_size > options["n_test"]:
-        raise DesignError(f"probe_size: at most n_test ({options['n_test']}) probe images, got {spec.probe_size}",
-                          "probe_size")
+        raise DesignError.at("probe_size", f"at most n_test ({options['n_test']}) probe images, "
+                                           f"got {spec.probe_size}")
     return spec
-
-
-def field_of(message: str) -> str:
-    """The form field an :class:`ExperimentError` message is about (its ``field:`` prefix).
-
-    ``"dataset_options.n_train: ..."`` -> ``"n_train"``; ``"model.width: ..."`` -> ``"width"``;
-    ``"conditions[1] (x): ..."`` -> ``"conditions[1]"``.
-    """
-    head = re.split(r"[:\s]", message, maxsplit=1)[0]
-    head = head.removeprefix("dataset_options.").removeprefix("model.")
-    if head == "seed":
-        return "data_seed"
-    return head
 
 
 # -- run-time estimate ------------------------------------------------------------------------------
 def model_cost(model: ModelSpec, size: int = 32, channels: int = 1) -> float:
     """Multiply-adds of one forward pass of the conv stack (the bulk of the work).
 
-    Mirrors :class:`akp.models.SmallCNN`: 3x3 convs, widths ``width * 2**min(i, 2)``,
+    Mirrors :class:`akp.models.SmallCNN`: 3x3 convs of widths :meth:`ModelSpec.conv_widths`,
     2x2 max-pool after each conv while the map is wider than 4 px.
     """
-    widths = [model.width * 2 ** min(i, 2) for i in range(model.depth)]
+    widths = model.conv_widths()
     chans = [channels, *widths]
     side, cost = size, 0.0
     for i in range(model.depth):
@@ -320,10 +381,10 @@ def estimate_seconds(spec: ExperimentSpec, *, workers: int = 1,
     float
         Seconds.
     """
-    opts = spec.dataset_options
-    n_train = float(opts.get("n_train", 2000))
-    n_test = float(opts.get("n_test", 1000))
-    size = int(opts.get("size", 32))
+    opts = SYNTHETIC_DEFAULTS | spec.dataset_options
+    n_train = float(opts["n_train"] or SYNTHETIC_DEFAULTS["n_train"])
+    n_test = float(opts["n_test"] or SYNTHETIC_DEFAULTS["n_test"])
+    size = int(opts["size"] or SYNTHETIC_DEFAULTS["size"])
     ratio = model_cost(spec.model, size) / model_cost(REFERENCE_MODEL, 32)
     # Small models do not get proportionally faster: per-batch overhead dominates.
     ratio = max(ratio, 0.15)
@@ -366,17 +427,17 @@ def read_json_upload(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> Exper
         Field ``"upload"``: too large, not UTF-8 JSON, or invalid.
     """
     if len(data) > max_bytes:
-        raise DesignError(f"upload: file is {len(data)} bytes; at most {max_bytes} bytes allowed", "upload")
+        raise DesignError.at("upload", f"file is {len(data)} bytes; at most {max_bytes} bytes allowed")
     try:
         obj = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DesignError(f"upload: not a UTF-8 JSON file ({exc})", "upload") from None
+        raise DesignError.at("upload", f"not a UTF-8 JSON file ({exc})") from None
     try:
         if isinstance(obj, dict) and ("conditions" in obj or "epochs" in obj or "model" in obj):
             return ExperimentSpec.from_dict(obj)
         return SwapSchedule.from_dict(obj)
-    except (ExperimentError, ScheduleError, TypeError) as exc:
-        raise DesignError(f"upload: {exc}", "upload") from None
+    except (AKPError, TypeError) as exc:
+        raise DesignError.at("upload", str(exc)) from None
 
 
 # -- live progress ----------------------------------------------------------------------------------
@@ -399,29 +460,30 @@ def run_progress(runs: Sequence[Mapping[str, Any]], snapshots: Sequence[Mapping[
     Returns
     -------
     list of dict
-        Per run: run_id, condition, seed, state, progress (0..1), epoch (text), queue_position,
-        test_acc, train_acc, gap, error (first line).
+        Per run: run_id, condition, seed, state, progress (0..1), epochs_done (int), epochs (int,
+        the budget), queue_position, test_acc, train_acc, gap, error (first line).
     """
     live = {s["run_id"]: s for s in snapshots}
     out = []
     for run in runs:
         snap = live.get(run["run_id"], {})
         state = run["state"]
-        if state in ("queued", "running") and snap.get("state") in ("queued", "running"):
+        if state in ACTIVE_STATES and snap.get("state") in ACTIVE_STATES:
             state = snap["state"]  # the manager knows first that a queued run has started
-        done = float(run.get("epochs_done") or 0)
-        if state == "running" and snap.get("n_batches"):
+        epochs_done = int(run.get("epochs_done") or 0)
+        done = float(epochs_done)
+        if state == RUNNING and snap.get("n_batches"):
             epoch = int(snap.get("epoch") or 0)
             done = max(done, epoch + float(snap.get("batch") or 0) / float(snap["n_batches"]))
-        if state == "done":
+        if state == DONE:
             done = float(epochs)
         progress = min(1.0, done / epochs) if epochs else 0.0
         qpos = snap.get("queue_position")
         error = (run.get("error") or snap.get("error") or "").strip().splitlines()
         out.append({
             "run_id": run["run_id"], "condition": run["condition"], "seed": run["seed"], "state": state,
-            "progress": progress, "epoch": f"{int(run.get('epochs_done') or 0)}/{epochs}",
-            "queue_position": qpos if state == "queued" else None,
+            "progress": progress, "epochs_done": epochs_done, "epochs": int(epochs),
+            "queue_position": qpos if state == QUEUED else None,
             "test_acc": run.get("test_acc"), "train_acc": run.get("train_acc"), "gap": run.get("gap"),
             "error": error[0] if error else "",
         })

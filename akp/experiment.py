@@ -7,22 +7,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from akp.data import SYNTHETIC, SYNTHETIC_OPTIONS
+import numpy as np
+
+from akp.constraints import CONV_REDUCTIONS, MAX_EPOCHS, MAX_SEEDS, OPTIMIZERS, SPEC
+from akp.datasets import SYNTHETIC, Dataset, DatasetError, probe_indices, validate_options
+from akp.errors import AKPError
 from akp.models import ModelError, ModelSpec
 from akp.schedule import PRESETS as SCHEDULE_PRESETS
 from akp.schedule import ScheduleError, SwapSchedule
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
-OPTIMIZERS = ("sgd", "adam", "adamw")
-CONV_REDUCTIONS = ("mean", "grid2")
-MAX_EPOCHS = 200
-MAX_SEEDS = 64
+# Presets ship inside the package (``akp/presets/*.json``), so an installed akp finds them.
+PRESETS_PACKAGE = "akp.presets"
+__all__ = ["CONV_REDUCTIONS", "MAX_EPOCHS", "MAX_SEEDS", "OPTIMIZERS", "ExperimentError", "ExperimentSpec",
+           "experiment_probe", "load_preset", "load_spec", "preset_names"]
 
 
-class ExperimentError(ValueError):
+class ExperimentError(AKPError):
     """An experiment spec is invalid; the message names the field and what is allowed."""
 
 
@@ -81,76 +85,68 @@ class ExperimentSpec:
         Raises
         ------
         ExperimentError
+            Its ``field`` attribute is the dotted path of the bad field.
         """
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ExperimentError("name: must be a non-empty string")
+        SPEC["name"].check(self.name, ExperimentError)
         if not isinstance(self.dataset, str) or not self.dataset.strip():
-            raise ExperimentError("dataset: must be 'synthetic-cells', a folder, an .npz file or a dataset id")
+            raise ExperimentError.at("dataset", "must be 'synthetic-cells', a folder, an .npz file or a dataset id")
         if not isinstance(self.dataset_options, dict):
-            raise ExperimentError("dataset_options: must be an object")
-        if self.dataset == SYNTHETIC:
-            for key, value in self.dataset_options.items():
-                if key not in SYNTHETIC_OPTIONS:
-                    raise ExperimentError(
-                        f"dataset_options.{key}: unknown option for synthetic-cells; "
-                        f"allowed: {', '.join(SYNTHETIC_OPTIONS)}"
-                    )
-                kind = SYNTHETIC_OPTIONS[key]
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                        kind is int and not float(value).is_integer()):
-                    what = "an integer" if kind is int else "a number"
-                    raise ExperimentError(f"dataset_options.{key}: must be {what}")
-            _range("dataset_options.n_train", self.dataset_options.get("n_train", 2000), 20, 200_000)
-            _range("dataset_options.n_test", self.dataset_options.get("n_test", 1000), 20, 100_000)
-        else:
-            from akp.real_data import RESOLVE_OPTIONS  # lazy: pulls in Pillow
-
-            for key in self.dataset_options:
-                if key not in RESOLVE_OPTIONS:
-                    raise ExperimentError(f"dataset_options.{key}: unknown option for real data; "
-                                          f"allowed: {', '.join(RESOLVE_OPTIONS)}")
+            raise ExperimentError.at("dataset_options", "must be an object")
+        try:
+            validate_options(self.dataset, self.dataset_options)
+        except DatasetError as exc:
+            raise exc.rebrand(ExperimentError) from None
+        if not isinstance(self.model, ModelSpec):
+            raise ExperimentError.at("model", "must be a ModelSpec (width, depth, embedding_dim)")
         try:
             self.model.validate()
         except ModelError as exc:
-            raise ExperimentError(str(exc)) from None
-        _int_range("epochs", self.epochs, 1, MAX_EPOCHS)
-        _int_range("batch_size", self.batch_size, 1, 4096)
-        if self.optimizer not in OPTIMIZERS:
-            raise ExperimentError(f"optimizer: unknown {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr <= 10:
-            raise ExperimentError(f"lr: must be a number in (0, 10], got {self.lr!r}")
+            raise exc.rebrand(ExperimentError) from None
+        for name in ("epochs", "batch_size", "optimizer", "lr", "probe_size", "conv_reduce"):
+            SPEC[name].check(getattr(self, name), ExperimentError)
+        self._validate_seeds()
+        self._validate_conditions()
+        self._validate_captures()
+
+    def _validate_seeds(self) -> None:
         if not isinstance(self.seeds, list) or not self.seeds:
-            raise ExperimentError("seeds: must be a non-empty list of integers")
+            raise ExperimentError.at("seeds", "must be a non-empty list of integers")
         for s in self.seeds:
-            if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**31:
-                raise ExperimentError(f"seeds: each seed must be an integer from 0 to 2**31-1, got {s!r}")
+            SPEC["seed"].check(s, ExperimentError, field="seeds")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ExperimentError("seeds: must be unique")
+            raise ExperimentError.at("seeds", "must be unique")
         if len(self.seeds) > MAX_SEEDS:
-            raise ExperimentError(f"seeds: at most {MAX_SEEDS} seeds, got {len(self.seeds)}")
-        if not self.conditions:
-            raise ExperimentError("conditions: at least one swap schedule is needed")
+            raise ExperimentError.at("seeds", f"at most {MAX_SEEDS} seeds, got {len(self.seeds)}")
+
+    def _validate_conditions(self) -> None:
+        if not isinstance(self.conditions, list) or not self.conditions:
+            raise ExperimentError.at("conditions", "at least one swap schedule is needed")
+        if not all(isinstance(c, SwapSchedule) for c in self.conditions):
+            raise ExperimentError.at("conditions", "each condition must be a swap schedule")
         names = [c.name for c in self.conditions]
         if len(set(names)) != len(names):
-            raise ExperimentError(f"conditions: names must be unique, got {names}")
+            raise ExperimentError.at("conditions", f"names must be unique, got {names}")
         for i, cond in enumerate(self.conditions):
             try:
                 cond.validate(self.epochs)
             except ScheduleError as exc:
-                raise ExperimentError(f"conditions[{i}] ({cond.name}): {exc}") from None
+                raise exc.rebrand(ExperimentError, f"conditions[{i}]", f"conditions[{i}] ({cond.name})") from None
+
+    def _validate_captures(self) -> None:
         allowed = self.model.layer_names()
-        for layer in self.layers or []:
-            if layer not in allowed:
-                raise ExperimentError(f"layers: unknown layer {layer!r}; allowed: {', '.join(allowed)}")
-        if self.layers is not None and not self.layers:
-            raise ExperimentError("layers: list at least one layer, or null for all")
-        _int_range("probe_size", self.probe_size, 4, 10_000)
-        for e in self.capture_epochs or []:
-            if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e < self.epochs:
-                raise ExperimentError(
-                    f"capture_epochs: each must be an integer from 0 to {self.epochs - 1}, got {e!r}")
-        if self.conv_reduce not in CONV_REDUCTIONS:
-            raise ExperimentError(f"conv_reduce: allowed: {', '.join(CONV_REDUCTIONS)}")
+        if self.layers is not None:
+            if not isinstance(self.layers, list) or not self.layers:
+                raise ExperimentError.at("layers", "list at least one layer, or null for all")
+            for layer in self.layers:
+                if layer not in allowed:
+                    raise ExperimentError.at("layers", f"unknown layer {layer!r}; allowed: {', '.join(allowed)}")
+        if self.capture_epochs is not None:
+            if not isinstance(self.capture_epochs, list):
+                raise ExperimentError.at("capture_epochs", "must be a list of epochs, or null for every epoch")
+            for e in self.capture_epochs:
+                if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e < self.epochs:
+                    raise ExperimentError.at(
+                        "capture_epochs", f"each must be an integer from 0 to {self.epochs - 1}, got {e!r}")
 
     @property
     def capture_layers(self) -> list[str]:
@@ -173,7 +169,8 @@ class ExperimentSpec:
         for cond in self.conditions:
             if cond.name == name:
                 return cond
-        raise ExperimentError(f"condition: unknown {name!r}; allowed: {', '.join(c.name for c in self.conditions)}")
+        allowed = ", ".join(c.name for c in self.conditions)
+        raise ExperimentError.at("condition", f"unknown {name!r}; allowed: {allowed}")
 
     def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None) -> "ExperimentSpec":
         """Copy with ``seeds`` = range(seeds) and/or another epoch budget, validated.
@@ -182,7 +179,8 @@ class ExperimentSpec:
         """
         spec = replace(self)
         if seeds is not None:
-            _int_range("seeds", seeds, 1, MAX_SEEDS)
+            if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+                raise ExperimentError.at("seeds", f"must be an integer from 1 to {MAX_SEEDS}, got {seeds!r}")
             spec.seeds = list(range(seeds))
         if epochs is not None:
             spec.epochs = epochs
@@ -220,12 +218,12 @@ class ExperimentSpec:
             If a field is missing, unknown or invalid.
         """
         if not isinstance(data, dict):
-            raise ExperimentError("experiment: must be a JSON object")
+            raise ExperimentError.at("experiment", "must be a JSON object")
         allowed = set(cls.__dataclass_fields__)
         unknown = set(data) - allowed
         if unknown:
-            raise ExperimentError(
-                f"experiment: unknown field(s) {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+            raise ExperimentError.at(
+                "experiment", f"unknown field(s) {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
         kwargs = dict(data)
         try:
             if "model" in kwargs:
@@ -233,10 +231,10 @@ class ExperimentSpec:
             if "conditions" in kwargs:
                 conds = kwargs["conditions"]
                 if not isinstance(conds, list):
-                    raise ExperimentError("conditions: must be a list of swap schedules")
+                    raise ExperimentError.at("conditions", "must be a list of swap schedules")
                 kwargs["conditions"] = [_condition(c, i) for i, c in enumerate(conds)]
-        except (ModelError, TypeError) as exc:
-            raise ExperimentError(str(exc)) from None
+        except ModelError as exc:
+            raise exc.rebrand(ExperimentError) from None
         spec = cls(**kwargs)
         spec.validate()
         return spec
@@ -256,7 +254,7 @@ class ExperimentSpec:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ExperimentError(f"experiment: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            raise ExperimentError.at("experiment", f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
         return cls.from_dict(data)
 
 
@@ -265,31 +263,31 @@ def _condition(value: Any, i: int) -> SwapSchedule:
     try:
         if isinstance(value, str):
             if value not in SCHEDULE_PRESETS:
-                raise ExperimentError(
-                    f"conditions[{i}]: unknown preset {value!r}; allowed: {', '.join(SCHEDULE_PRESETS)}")
+                raise ExperimentError.at(
+                    f"conditions[{i}]", f"unknown preset {value!r}; allowed: {', '.join(SCHEDULE_PRESETS)}")
             return SCHEDULE_PRESETS[value]
         return SwapSchedule.from_dict(value)
     except ScheduleError as exc:
-        raise ExperimentError(f"conditions[{i}]: {exc}") from None
+        raise exc.rebrand(ExperimentError, f"conditions[{i}]") from None
 
 
-def _int_range(field_name: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ExperimentError(f"{field_name}: must be an integer from {lo} to {hi}, got {value!r}")
+def experiment_probe(spec: ExperimentSpec, dataset: Dataset) -> np.ndarray:
+    """Indices of the experiment's fixed probe set in ``dataset``'s test split.
 
-
-def _range(field_name: str, value: Any, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
-        raise ExperimentError(f"{field_name}: must be from {lo} to {hi}, got {value!r}")
+    Every run of an experiment captures its representations of these images,
+    so the runs can be compared.
+    """
+    return probe_indices(dataset.y_test, spec.probe_size, seed=0)
 
 
 def preset_names() -> list[str]:
-    """Names of the experiment presets in ``assets/presets``."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+    """Names of the experiment presets shipped in ``akp/presets``."""
+    folder = resources.files(PRESETS_PACKAGE)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
 def load_preset(name: str) -> ExperimentSpec:
-    """Load the experiment preset ``assets/presets/NAME.json``.
+    """Load the experiment preset ``akp/presets/NAME.json``.
 
     Raises
     ------
@@ -297,8 +295,9 @@ def load_preset(name: str) -> ExperimentSpec:
         If there is no such preset or it is invalid.
     """
     if name not in preset_names():
-        raise ExperimentError(f"preset: unknown {name!r}; allowed: {', '.join(preset_names())}")
-    return ExperimentSpec.from_json((PRESET_DIR / f"{name}.json").read_text())
+        raise ExperimentError.at("preset", f"unknown {name!r}; allowed: {', '.join(preset_names())}")
+    text = resources.files(PRESETS_PACKAGE).joinpath(f"{name}.json").read_text(encoding="utf-8")
+    return ExperimentSpec.from_json(text)
 
 
 def load_spec(preset_or_file: str) -> ExperimentSpec:
@@ -311,6 +310,6 @@ def load_spec(preset_or_file: str) -> ExperimentSpec:
     path = Path(preset_or_file)
     if path.suffix == ".json" or path.exists():
         if not path.is_file():
-            raise ExperimentError(f"experiment file: {preset_or_file} does not exist")
+            raise ExperimentError.at("experiment file", f"{preset_or_file} does not exist")
         return ExperimentSpec.from_json(path.read_text())
     return load_preset(preset_or_file)

@@ -1,7 +1,7 @@
 """A small CNN whose activations can be hot-swapped and whose layers can be captured.
 
-No BatchNorm: running statistics would make a family of seeds trained as one
-vectorized model (``akp.family``) differ from sequential runs.
+No BatchNorm: running statistics would make the seeds of a condition trained as
+one vectorized model (``akp.vectorized``) differ from sequential runs.
 """
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from akp.constraints import MODEL, check_fields
+from akp.errors import AKPError
 from akp.swaps import SwappableActivation
 
-CONV_REDUCTIONS = ("mean", "grid2")
+# Each conv layer doubles the channels of the one before, up to this many times conv1's width.
+MAX_WIDTH_DOUBLINGS = 2
 # Images arrive in [0, 1]; a fixed affine map centres them (a constant, not running statistics,
-# so a vectorized family computes exactly what sequential runs compute).
+# so a vectorized group computes exactly what sequential runs compute).
 INPUT_SHIFT, INPUT_SCALE = 0.5, 4.0
 
 
-class ModelError(ValueError):
+class ModelError(AKPError):
     """A model spec is invalid; the message names the field and what is allowed."""
 
 
@@ -43,12 +46,12 @@ class ModelSpec:
     embedding_dim: int = 64
 
     def validate(self) -> None:
-        """Raise :class:`ModelError` if a field is out of range."""
-        limits = {"width": (1, 256), "depth": (1, 6), "embedding_dim": (2, 1024)}
-        for name, (lo, hi) in limits.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise ModelError(f"model.{name}: must be an integer from {lo} to {hi}, got {value!r}")
+        """Raise :class:`ModelError` (its ``field`` is ``model.NAME``) if a field is out of range."""
+        check_fields(asdict(self), MODEL, ModelError, prefix="model.")
+
+    def conv_widths(self) -> list[int]:
+        """Output channels of each conv layer, conv1 first."""
+        return [self.width * 2 ** min(i, MAX_WIDTH_DOUBLINGS) for i in range(self.depth)]
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -64,10 +67,8 @@ class ModelSpec:
             If ``data`` is not a dict or has unknown or invalid fields.
         """
         if not isinstance(data, dict):
-            raise ModelError("model: must be an object with width, depth, embedding_dim")
-        unknown = set(data) - {"width", "depth", "embedding_dim"}
-        if unknown:
-            raise ModelError(f"model: unknown field(s) {sorted(unknown)}; allowed: width, depth, embedding_dim")
+            raise ModelError("model: must be an object with width, depth, embedding_dim", field="model")
+        check_fields(data, MODEL, ModelError, prefix="model.")
         spec = cls(**data)
         spec.validate()
         return spec
@@ -97,7 +98,7 @@ class SmallCNN(nn.Module):
         super().__init__()
         spec.validate()
         self.spec = spec
-        widths = [spec.width * 2 ** min(i, 2) for i in range(spec.depth)]
+        widths = spec.conv_widths()
         chans = [in_channels, *widths]
         self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, padding=1) for i in range(spec.depth))
         self.acts = nn.ModuleList(SwappableActivation(activation) for _ in range(spec.depth + 1))
@@ -151,7 +152,7 @@ def build_model(spec: ModelSpec, seed: int, *, in_channels: int, n_classes: int,
     """Build a :class:`SmallCNN` with initial weights determined by ``seed`` alone.
 
     Uses a private generator (not the global RNG) so that runs in several
-    threads, and the vectorized family trainer, get exactly the same weights
+    threads, and the vectorized trainer, get exactly the same weights
     for the same seed. Weights and biases are U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
     PyTorch's default scale.
 

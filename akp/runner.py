@@ -1,7 +1,8 @@
 """Execute a stored run: load its data, train it, and write every result to the store.
 
-This is the one bridge between ``akp.train`` and ``akp.store``; the job manager
-and the command line both call :func:`execute_run`.
+This is the one bridge between ``akp.train`` (or ``akp.vectorized``) and
+``akp.store``; the job manager and the command line both call :func:`execute_run`
+(or :func:`execute_vectorized`).
 """
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 
-from akp.data import Dataset, load_dataset
+from akp.datasets import Dataset, load_dataset
 from akp.experiment import ExperimentSpec
+from akp.runs import FAILED, QUEUED
 from akp.store import RunStore
 from akp.train import Progress, RunResult, train_run
+from akp.vectorized import train_vectorized
 
 _CACHE_SIZE = 2
 _cache: "OrderedDict[str, Dataset]" = OrderedDict()
@@ -27,7 +30,7 @@ def cached_dataset(spec: ExperimentSpec, home) -> Dataset:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    data = load_dataset(spec, home)
+    data = load_dataset(spec.dataset, spec.dataset_options, home=home)
     with _cache_lock:
         _cache[key] = data
         while len(_cache) > _CACHE_SIZE:
@@ -87,11 +90,11 @@ def execute_run(
         return result
     except Exception as exc:  # noqa: BLE001 - any failure of one run must not stop the worker
         message = f"{type(exc).__name__}: {exc}"
-        store.set_state(run_id, "failed", error=message + "\n" + traceback.format_exc(limit=5))
+        store.set_state(run_id, FAILED, error=message + "\n" + traceback.format_exc(limit=5))
         return None
 
 
-def execute_family(
+def execute_vectorized(
     store: RunStore,
     run_ids: list[str],
     *,
@@ -100,12 +103,13 @@ def execute_family(
     should_stop: Callable[[], bool] | None = None,
     member_should_stop: Callable[[int], bool] | None = None,
 ) -> list[RunResult] | None:
-    """Train stored runs of one condition as one vectorized family and record each like :func:`execute_run`.
+    """Train stored runs of one condition as one vectorized group and record each like :func:`execute_run`.
 
     Every run is marked ``running``; each member's finished epoch is written at
     once; at the end each run's representations and final state are saved. An
-    exception marks every run of the family ``failed`` with its message and is
-    not re-raised.
+    exception marks every run of the group ``failed`` with its message and is
+    not re-raised. If another process has claimed any of the runs, the ones
+    claimed here are queued again untouched and nothing trains.
 
     Parameters
     ----------
@@ -117,29 +121,27 @@ def execute_family(
         Receives ``(run_id, Progress)`` for every member after every batch (at the end of
         an epoch, ``Progress.metrics`` is that member's epoch row, or None if it stopped).
     should_stop : callable, optional
-        Cancels the whole family when it returns True.
+        Cancels the whole group when it returns True.
     member_should_stop : callable, optional
         Called with an index into ``run_ids``; cancels that member when it returns True.
 
     Returns
     -------
     list of RunResult or None
-        None if the family failed.
+        None if the group failed or could not claim all its runs.
 
     Raises
     ------
     ValueError
         If the runs are not of one experiment and one condition.
     """
-    from akp.family import train_family
-
     runs = [store.run(r) for r in run_ids]
     if len({(r["experiment_id"], r["condition"]) for r in runs}) != 1:
-        raise ValueError("run_ids: a family must be runs of one experiment and one condition")
+        raise ValueError("run_ids: a vectorized group must be runs of one experiment and one condition")
     claimed = [run_id for run_id in run_ids if store.claim_run(run_id)]
     if len(claimed) != len(run_ids):
-        for run_id in claimed:  # someone else has part of the family: give the rest back untouched
-            store.set_state(run_id, "queued")
+        for run_id in claimed:  # someone else has part of the group: give the rest back untouched
+            store.set_state(run_id, QUEUED)
         return None
     saved: set[str] = set()
     try:
@@ -161,17 +163,17 @@ def execute_family(
                 for m, row in members.items():
                     on_progress(run_ids[m], Progress(p.epoch, p.epochs, p.batch, p.n_batches, row))
 
-        results = train_family(spec, schedule, [r["seed"] for r in runs], dataset=data, probe=probe,
-                               device=device, on_progress=progress, should_stop=should_stop,
-                               member_should_stop=member_should_stop)
+        results = train_vectorized(spec, schedule, [r["seed"] for r in runs], dataset=data, probe=probe,
+                                   device=device, on_progress=progress, should_stop=should_stop,
+                                   member_should_stop=member_should_stop)
         for run_id, result in zip(run_ids, results, strict=True):
             store.save_result(run_id, result)
             saved.add(run_id)
         return results
-    except Exception as exc:  # noqa: BLE001 - any failure of one family must not stop the worker
+    except Exception as exc:  # noqa: BLE001 - any failure of one group must not stop the worker
         message = f"{type(exc).__name__}: {exc}"
         error = message + "\n" + traceback.format_exc(limit=5)
         for run_id in run_ids:
             if run_id not in saved:
-                store.set_state(run_id, "failed", error=error)
+                store.set_state(run_id, FAILED, error=error)
         return None

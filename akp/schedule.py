@@ -11,10 +11,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from akp.errors import AKPError
 from akp.swaps import ACTIVATIONS, LOSSES
 
 
-class ScheduleError(ValueError):
+class ScheduleError(AKPError):
     """A swap schedule is invalid; the message names the field and what is allowed."""
 
 
@@ -26,8 +27,8 @@ def _check_function(value: Any, registry: dict, field_name: str, *, optional: bo
     if value is None and optional:
         return
     if not isinstance(value, str) or value not in registry:
-        raise ScheduleError(
-            f"{field_name}: unknown function {value!r}; allowed: {_allowed(registry)}"
+        raise ScheduleError.at(
+            f"{field_name}: unknown function {value!r}; allowed", f"{_allowed(registry)}"
         )
 
 
@@ -52,14 +53,14 @@ class SwapEvent:
     def validate(self, where: str = "event") -> None:
         """Raise :class:`ScheduleError` if the event is malformed."""
         if isinstance(self.epoch, bool) or not isinstance(self.epoch, int):
-            raise ScheduleError(
-                f"{where}.epoch: must be a non-negative integer, got {self.epoch!r}"
+            raise ScheduleError.at(
+                f"{where}.epoch", f"must be a non-negative integer, got {self.epoch!r}"
             )
         if self.epoch < 0:
-            raise ScheduleError(f"{where}.epoch: must be >= 0, got {self.epoch}")
+            raise ScheduleError.at(f"{where}.epoch", f"must be >= 0, got {self.epoch}")
         if self.activation is None and self.loss is None:
-            raise ScheduleError(
-                f"{where}: an event must change the activation or the loss (both are empty)"
+            raise ScheduleError.at(
+                where, "an event must change the activation or the loss (both are empty)"
             )
         _check_function(self.activation, ACTIVATIONS, f"{where}.activation", optional=True)
         _check_function(self.loss, LOSSES, f"{where}.loss", optional=True)
@@ -113,7 +114,7 @@ class SwapSchedule:
             If a field is invalid.
         """
         if not isinstance(self.name, str) or not self.name.strip():
-            raise ScheduleError("name: must be a non-empty string")
+            raise ScheduleError.at("name", "must be a non-empty string")
         _check_function(self.activation, ACTIVATIONS, "activation", optional=False)
         _check_function(self.loss, LOSSES, "loss", optional=False)
         seen: set[int] = set()
@@ -121,20 +122,20 @@ class SwapSchedule:
         for i, event in enumerate(self.events):
             event.validate(f"events[{i}]")
             if event.epoch in seen:
-                raise ScheduleError(
-                    f"events[{i}].epoch: duplicate epoch {event.epoch}; "
+                raise ScheduleError.at(
+                    f"events[{i}].epoch", f"duplicate epoch {event.epoch}; "
                     "merge both changes into one event"
                 )
             if event.epoch < previous:
-                raise ScheduleError(
-                    f"events[{i}].epoch: events must be in increasing epoch order "
+                raise ScheduleError.at(
+                    f"events[{i}].epoch", f"events must be in increasing epoch order "
                     f"({event.epoch} after {previous})"
                 )
             seen.add(event.epoch)
             previous = event.epoch
             if epochs is not None and event.epoch >= epochs:
-                raise ScheduleError(
-                    f"events[{i}].epoch: {event.epoch} is past the training budget; "
+                raise ScheduleError.at(
+                    f"events[{i}].epoch", f"{event.epoch} is past the training budget; "
                     f"allowed: 0 to {epochs - 1} for {epochs} epochs"
                 )
 
@@ -171,15 +172,15 @@ class SwapSchedule:
             If ``data`` is not a dict with valid fields.
         """
         if not isinstance(data, dict):
-            raise ScheduleError(f"schedule: must be a JSON object, got {type(data).__name__}")
+            raise ScheduleError.at("schedule", f"must be a JSON object, got {type(data).__name__}")
         unknown = set(data) - {"name", "activation", "loss", "events"}
         if unknown:
-            raise ScheduleError(
-                f"schedule: unknown field(s) {sorted(unknown)}; allowed: name, activation, loss, events"
+            raise ScheduleError.at(
+                "schedule", f"unknown field(s) {sorted(unknown)}; allowed: name, activation, loss, events"
             )
         events = data.get("events", [])
         if not isinstance(events, list):
-            raise ScheduleError("events: must be a list of {epoch, activation, loss} objects")
+            raise ScheduleError.at("events", "must be a list of {epoch, activation, loss} objects")
         return cls(
             name=data.get("name", ""),
             activation=data.get("activation", "relu"),
@@ -203,7 +204,7 @@ class SwapSchedule:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ScheduleError(f"schedule: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            raise ScheduleError.at("schedule", f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
         return cls.from_dict(data)
 
     def renamed(self, name: str) -> "SwapSchedule":
@@ -213,12 +214,12 @@ class SwapSchedule:
 
 def _event_from_dict(data: Any, where: str) -> SwapEvent:
     if not isinstance(data, dict):
-        raise ScheduleError(f"{where}: must be an object with epoch, activation, loss")
+        raise ScheduleError.at(where, "must be an object with epoch, activation, loss")
     unknown = set(data) - {"epoch", "activation", "loss"}
     if unknown:
-        raise ScheduleError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: epoch, activation, loss")
+        raise ScheduleError.at(where, f"unknown field(s) {sorted(unknown)}; allowed: epoch, activation, loss")
     if "epoch" not in data:
-        raise ScheduleError(f"{where}.epoch: missing; must be a non-negative integer")
+        raise ScheduleError.at(f"{where}.epoch", "missing; must be a non-negative integer")
     event = SwapEvent(int_or_raw(data["epoch"]), data.get("activation") or None, data.get("loss") or None)
     event.validate(where)
     return event

@@ -13,7 +13,6 @@ import re
 import secrets
 import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from akp.data import default_home
-from akp.experiment import ExperimentSpec
+from akp.datasets import load_dataset
+from akp.errors import AKPError
+from akp.experiment import ExperimentSpec, experiment_probe
+from akp.paths import atomic_save_npz, default_home
+from akp.runs import FINISHED_STATES, RUN_STATES, RunRecord
 
-RUN_STATES = ("queued", "running", "done", "failed", "cancelled", "diverged", "interrupted")
-FINISHED_STATES = ("done", "diverged")
+__all__ = ["FINISHED_STATES", "RUN_STATES", "RunStore", "StoreError", "check_id"]
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 
 SCHEMA = """
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS events (
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "gap", "activation", "loss")
 
 
-class StoreError(ValueError):
+class StoreError(AKPError):
     """A store operation got a bad id or asked for something that is not there."""
 
 
@@ -63,38 +64,8 @@ def check_id(value: str, field: str = "id") -> str:
     StoreError
     """
     if not isinstance(value, str) or not ID_PATTERN.match(value):
-        raise StoreError(f"{field}: invalid id {value!r}; ids use letters, digits, '-' and '_' only")
+        raise StoreError.at(field, f"invalid id {value!r}; ids use letters, digits, '-' and '_' only")
     return value
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Save ``arrays`` as an uncompressed ``.npz`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class RunStore:
@@ -194,10 +165,7 @@ class RunStore:
         """
         spec.validate()
         if probe_images is None or probe_labels is None:
-            from akp.data import load_dataset
-            from akp.train import experiment_probe
-
-            data = load_dataset(spec, self.home)
+            data = load_dataset(spec.dataset, spec.dataset_options, home=self.home)
             idx = experiment_probe(spec, data)
             probe_images, probe_labels = data.x_test[idx], data.y_test[idx]
         experiment_id = time.strftime("e%Y%m%d-%H%M%S-") + secrets.token_hex(3)
@@ -276,7 +244,7 @@ class RunStore:
             return {k: z[k] for k in z.files}
 
     # -- runs -----------------------------------------------------------------
-    def runs(self, experiment_id: str) -> list[dict[str, Any]]:
+    def runs(self, experiment_id: str) -> list[RunRecord]:
         """The experiment's runs: run_id, experiment_id, condition, seed, state, test_acc, ...
 
         Raises
@@ -288,7 +256,7 @@ class RunStore:
         rows = self._query("SELECT * FROM runs WHERE experiment_id = ? ORDER BY rowid", (experiment_id,))
         return [_run_dict(r) for r in rows]
 
-    def run(self, run_id: str) -> dict[str, Any]:
+    def run(self, run_id: str) -> RunRecord:
         """One run's record.
 
         Raises
@@ -301,7 +269,7 @@ class RunStore:
             raise StoreError(f"run_id: no run {run_id!r}")
         return _run_dict(rows[0])
 
-    def runs_in_state(self, *states: str) -> list[dict[str, Any]]:
+    def runs_in_state(self, *states: str) -> list[RunRecord]:
         """All runs, in any experiment, whose state is one of ``states``."""
         marks = ",".join("?" * len(states))
         return [_run_dict(r) for r in self._query(f"SELECT * FROM runs WHERE state IN ({marks})", states)]
@@ -315,7 +283,7 @@ class RunStore:
             If the state is unknown or the run does not exist.
         """
         if state not in RUN_STATES:
-            raise StoreError(f"state: unknown {state!r}; allowed: {', '.join(RUN_STATES)}")
+            raise StoreError.at("state", f"unknown {state!r}; allowed: {', '.join(RUN_STATES)}")
         with self._tx() as conn:
             cur = conn.execute("UPDATE runs SET state = ?, error = ?, updated = ? WHERE id = ?",
                                (state, error, time.time(), check_id(run_id, "run_id")))
@@ -353,7 +321,7 @@ class RunStore:
             If the state is unknown or there is no such run.
         """
         if state not in RUN_STATES:
-            raise StoreError(f"state: unknown {state!r}; allowed: {', '.join(RUN_STATES)}")
+            raise StoreError.at("state", f"unknown {state!r}; allowed: {', '.join(RUN_STATES)}")
         self.run(run_id)
         with self._tx() as conn:
             conn.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
@@ -463,7 +431,7 @@ def _insert_epoch(conn: sqlite3.Connection, run_id: str, row: dict[str, Any], ev
                                   time.time(), run_id))
 
 
-def _run_dict(r: sqlite3.Row) -> dict[str, Any]:
+def _run_dict(r: sqlite3.Row) -> RunRecord:
     return {"run_id": r["id"], "experiment_id": r["experiment_id"], "condition": r["condition"],
             "seed": r["seed"], "state": r["state"], "test_acc": r["test_acc"], "train_acc": r["train_acc"],
             "gap": r["gap"], "epochs_done": r["epochs_done"], "error": r["error"]}

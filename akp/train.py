@@ -7,21 +7,23 @@ split, and capture the probe set's representations.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
-from akp.data import Dataset, load_dataset, probe_indices
-from akp.experiment import ExperimentSpec
+from akp.datasets import Dataset, load_dataset
+from akp.experiment import ExperimentSpec, experiment_probe
 from akp.models import SmallCNN, build_model
+from akp.runs import CANCELLED, DIVERGED, DONE
 from akp.schedule import SwapSchedule
 from akp.swaps import get_loss, swap_activation
 
-FINAL_STATES = ("done", "diverged", "cancelled")
 EVAL_BATCH = 512
+# Data-order seed = seed * stride + epoch: no two (seed, epoch) pairs share an order while epoch < stride.
+ORDER_SEED_STRIDE = 100_003
 
 
 @dataclass
@@ -66,7 +68,7 @@ class RunResult:
         return self.metrics[-1]["test_acc"] if self.metrics else None
 
 
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params: Iterable[torch.Tensor], lr: float) -> torch.optim.Optimizer:
     """The spec's optimizer over ``params`` (SGD uses momentum 0.9)."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9)
@@ -77,13 +79,8 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The run's data order for one epoch: a permutation fixed by (seed, epoch)."""
-    gen = torch.Generator().manual_seed(int(seed) * 100_003 + epoch)
+    gen = torch.Generator().manual_seed(int(seed) * ORDER_SEED_STRIDE + epoch)
     return torch.randperm(n, generator=gen)
-
-
-def experiment_probe(spec: ExperimentSpec, dataset: Dataset) -> np.ndarray:
-    """Indices of the experiment's fixed probe set in ``dataset``'s test split."""
-    return probe_indices(dataset.y_test, spec.probe_size, seed=0)
 
 
 @torch.no_grad()
@@ -109,8 +106,9 @@ def capture(model: SmallCNN, x: torch.Tensor, layers: list[str], conv_reduce: st
     return {layer: torch.cat(p).float().cpu().numpy() for layer, p in parts.items()}
 
 
-def training_tensors(spec: ExperimentSpec, dataset: Dataset | None, probe: np.ndarray | None, home,
-                     device) -> tuple[Dataset, tuple[torch.Tensor, ...]]:
+def training_tensors(spec: ExperimentSpec, dataset: Dataset | None, probe: np.ndarray | None,
+                     home: str | os.PathLike[str] | None,
+                     device: str | torch.device) -> tuple[Dataset, tuple[torch.Tensor, ...]]:
     """Load the data (unless given) and put train, test and probe arrays on ``device``.
 
     Returns
@@ -119,7 +117,7 @@ def training_tensors(spec: ExperimentSpec, dataset: Dataset | None, probe: np.nd
     tensors : tuple of Tensor
         x_train, y_train, x_test, y_test, x_probe.
     """
-    data = dataset if dataset is not None else load_dataset(spec, home)
+    data = dataset if dataset is not None else load_dataset(spec.dataset, spec.dataset_options, home=home)
     if probe is None:
         probe = data.x_test[experiment_probe(spec, data)]
     arrays = (data.x_train, data.y_train, data.x_test, data.y_test, np.ascontiguousarray(probe))
@@ -133,7 +131,7 @@ def train_run(
     *,
     dataset: Dataset | None = None,
     probe: np.ndarray | None = None,
-    home=None,
+    home: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -173,7 +171,7 @@ def train_run(
     optimizer = make_optimizer(spec.optimizer, model.parameters(), spec.lr)
     loss_name = schedule.loss
     loss_fn = get_loss(loss_name)
-    result = RunResult(schedule.name, seed, "done")
+    result = RunResult(schedule.name, seed, DONE)
     layers, capture_at = spec.capture_layers, set(spec.capture_at)
     n_batches = math.ceil(len(x_train) / spec.batch_size)
 
@@ -192,14 +190,14 @@ def train_run(
         correct = torch.zeros((), device=device, dtype=torch.long)
         for b in range(n_batches):
             if should_stop is not None and should_stop():
-                result.state = "cancelled"
+                result.state = CANCELLED
                 return result
             idx = order[b * spec.batch_size:(b + 1) * spec.batch_size]
             xb, yb = x_train[idx], y_train[idx]
             logits, _ = model(xb)
             loss = loss_fn(logits, yb)
             if not torch.isfinite(loss):
-                result.state = "diverged"
+                result.state = DIVERGED
                 return result
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -221,7 +219,7 @@ def train_run(
         if not math.isfinite(test_loss):
             # The weights blew up on the last step: the test loss shows it before the next batch would.
             result.metrics.append(row)
-            result.state = "diverged"
+            result.state = DIVERGED
             return result
         result.metrics.append(row)
         if epoch in capture_at:
@@ -230,8 +228,3 @@ def train_run(
         if on_progress is not None:
             on_progress(Progress(epoch, spec.epochs, n_batches, n_batches, row))
     return result
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

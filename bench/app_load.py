@@ -103,7 +103,7 @@ def main() -> None:
         print(f"store: {n_runs} finished runs (10 conditions x 10 seeds x {EPOCHS} epochs), "
               f"filled in {time.perf_counter() - t0:.1f} s")
         # Warm the process (imports of streamlit, torch, plotly) so the figures are the pages' own.
-        time_page("pages/learn.py" if (ROOT / "pages/learn.py").exists() else None, {}, 1)
+        time_page("pages/learn.py", {}, 1)
         query = {"experiment": experiment_id}
         base = time_page(None, {}, args.repeats)
         print(f"{'page':<22}{'first load':>12}{'median later':>14}{'max later':>11}   (seconds, AppTest, server side)")
@@ -115,7 +115,7 @@ def main() -> None:
             times = time_page(page, query, args.repeats)
             later = times[1:] or times
             print(f"{label:<22}{times[0]:>12.3f}{statistics.median(later):>14.3f}{max(later):>11.3f}")
-        from ui_state import shutdown_managers
+        from ui import shutdown_managers
 
         shutdown_managers()
 

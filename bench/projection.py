@@ -22,6 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from akp import projection as P  # noqa: E402
+from akp.projection.cache import umap_version  # noqa: E402
+from akp.projection.umap import import_umap  # noqa: E402
 
 
 def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
@@ -68,8 +70,8 @@ class NpzStore:
 
 
 def main() -> None:
-    print(f"umap-learn {P._umap_version()}, numpy {np.__version__}, python {sys.version.split()[0]}")
-    t_import, _ = timed(P._umap)
+    print(f"umap-learn {umap_version()}, numpy {np.__version__}, python {sys.version.split()[0]}")
+    t_import, _ = timed(import_umap)
     print(f"import umap: {t_import:.2f} s")
     t_warm, _ = timed(P.warm_up)
     print(f"warm_up(): {t_warm:.2f} s   (is_warm={P.is_warm()})")

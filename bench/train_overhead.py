@@ -21,11 +21,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from akp.data import load_dataset  # noqa: E402
-from akp.experiment import load_preset  # noqa: E402
+from akp.datasets import load_dataset  # noqa: E402
+from akp.experiment import (
+    experiment_probe,  # noqa: E402
+    load_preset,  # noqa: E402
+)
 from akp.models import build_model  # noqa: E402
 from akp.schedule import PRESETS  # noqa: E402
-from akp.train import epoch_order, experiment_probe, train_run  # noqa: E402
+from akp.train import epoch_order, train_run  # noqa: E402
 
 
 def plain_loop(spec, data, seed: int) -> float:
@@ -62,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = replace(load_preset("teaching"), epochs=args.epochs, layers=["conv3", "embedding"])
-    data = load_dataset(spec)
+    data = load_dataset(spec.dataset, spec.dataset_options)
     probe = data.x_test[experiment_probe(spec, data)]
     plain_loop(spec, data, 0)  # warm-up of both paths
     train_run(spec, PRESETS["steady"], 0, dataset=data, probe=probe)

@@ -6,12 +6,12 @@ which validates everything; a message appears under the field at fault and
 nothing is created or queued while anything is invalid.
 
 "My data" takes a .zip (image folder) or .npz upload, a registered dataset, or
-a server-side path; uploads and paths are registered through :mod:`akp.uploads`
+a server-side path; uploads and paths are registered through :mod:`akp.datasets.uploads`
 (checked, processed, stored by content id), the dataset card is shown, and the
 experiment names the id. A path not yet registered is registered at launch.
 
 Server-side paths (typed, or named by an imported spec or a preset) are read
-only inside the folders of ``$AKP_DATA_ROOTS`` (:func:`akp.uploads.check_server_path`);
+only inside the folders of ``$AKP_DATA_ROOTS`` (:func:`akp.datasets.uploads.check_server_path`);
 with none set they are refused, and uploads and registered ids still work.
 """
 from __future__ import annotations
@@ -24,14 +24,36 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import ui_state
-from akp.data import CLASS_NAMES, SYNTHETIC, DatasetError, make_synthetic_cells
+import ui
+from akp.datasets import (
+    CLASS_NAMES,
+    SYNTHETIC,
+    DatasetError,
+    card_samples,
+    card_summary,
+    card_table,
+    dataset_card,
+    dataset_label,
+    is_dataset_id,
+    list_datasets,
+    make_synthetic_cells,
+)
+from akp.datasets.uploads import (
+    MAX_UPLOAD_MB,
+    UPLOAD_TYPES,
+    check_server_path,
+    parse_positive_classes,
+    register_path,
+    register_upload,
+)
 from akp.design import (
     MAX_UPLOAD_BYTES,
     DesignError,
     activation_names,
     build_spec,
+    constraint_of,
     estimate_seconds,
+    form_key,
     form_values,
     format_duration,
     loss_names,
@@ -39,22 +61,9 @@ from akp.design import (
     schedule_from_rows,
     schedule_rows,
 )
-from akp.experiment import OPTIMIZERS, ExperimentError, ExperimentSpec, load_preset, preset_names
+from akp.experiment import ExperimentError, ExperimentSpec, load_preset, preset_names
 from akp.plots.training import schedule_timeline
-from akp.real_data import dataset_card, is_dataset_id, list_datasets
 from akp.schedule import PRESETS, ScheduleError, SwapSchedule
-from akp.uploads import (
-    MAX_UPLOAD_MB,
-    UPLOAD_TYPES,
-    card_samples,
-    card_summary,
-    card_table,
-    check_server_path,
-    dataset_label,
-    parse_positive_classes,
-    register_path,
-    register_upload,
-)
 
 PREFIX = "design-"
 SAVED = "_design_saved"        # form values kept across page navigation (widget state is dropped)
@@ -63,7 +72,7 @@ UPLOADS_SEEN = "_design_uploads_seen"
 DATA_UPLOADS_SEEN = "_design_data_uploads_seen"  # file_id -> ("ok", dataset id) | ("error", message)
 DATA_ERROR = "_design_data_error"  # the Register button's message, shown once under the dataset field
 DEFAULT_PRESET = "teaching"
-SIZES = [16, 24, 32, 48, 64, 96, 128]
+SIZES = [16, 24, 32, 48, 64, 96, 128]  # offered within the bounds of the size option
 DATA_SIZES = [8, 16, 24, 28, 32, 48, 64, 96, 128, 224]  # of real data (28: MedMNIST's own size)
 FIELDS = ("name", "dataset_kind", "dataset_path", "n_train", "n_test", "size", "data_seed", "difficulty", "width",
           "depth", "embedding_dim", "epochs", "batch_size", "optimizer", "lr", "seeds", "probe_size")
@@ -168,7 +177,7 @@ def handle_data_upload(upload: Any, options: dict[str, Any], slot: Any) -> None:
     if upload.file_id not in seen:
         try:
             with st.spinner(f"Checking and registering {upload.name}..."):
-                dataset_id = register_upload(upload.getvalue(), upload.name, home=ui_state.home_path(), **options)
+                dataset_id = register_upload(upload.getvalue(), upload.name, home=ui.home_path(), **options)
         except DatasetError as exc:
             seen[upload.file_id] = ("error", str(exc))
         else:
@@ -191,7 +200,7 @@ def on_register(options: dict[str, Any]) -> None:
     """Callback of the Register button: register the server-side path and show its id in the field."""
     try:
         source = allowed_source(str(st.session_state.get(PREFIX + "dataset_path") or ""))
-        dataset_id = register_path(source, home=ui_state.home_path(), **options)
+        dataset_id = register_path(source, home=ui.home_path(), **options)
     except DatasetError as exc:
         st.session_state[DATA_ERROR] = f"Nothing was registered: {exc}"
     else:
@@ -202,7 +211,7 @@ def show_dataset_card(dataset: str, slot: Any) -> None:
     """The card of a registered dataset: counts per class and split, image format, sample images."""
     if not is_dataset_id(dataset):
         return
-    home = ui_state.home_path()
+    home = ui.home_path()
     try:
         card = dataset_card(dataset, home=home)
     except DatasetError as exc:
@@ -221,6 +230,20 @@ def show_dataset_card(dataset: str, slot: Any) -> None:
 def errors_slot() -> Any:
     """A placeholder right under a widget, filled with its validation message if any."""
     return st.empty()
+
+
+def number(where: Any, key: str, **extra: Any) -> None:
+    """A number input for form value ``key``, its label and bounds from the constraints table."""
+    where.number_input(**ui.number_kwargs(constraint_of(key), key=PREFIX + key, **extra))
+
+
+def show_problem(problem: DesignError, slots: dict[str, Any], schedules: list[SwapSchedule | None]) -> None:
+    """Show a form error under the widget of its field (the name field when it names none the form has)."""
+    key = form_key(problem.field) or "name"
+    if key == "conditions" and any(s is None for s in schedules):
+        return  # each bad schedule's message is under it already
+    where = slots.get(key) or slots["conditions" if key.startswith("conditions") else "name"]
+    where.error(str(problem))
 
 
 # -- page ------------------------------------------------------------------------------------------
@@ -252,7 +275,7 @@ if upload is not None and upload.file_id not in st.session_state.setdefault(UPLO
             st.toast(f"Added the schedule {loaded.name!r}")
         st.rerun()
 
-st.text_input("Experiment name", key=PREFIX + "name")
+st.text_input(**ui.text_kwargs(constraint_of("name"), key=PREFIX + "name"))
 slots["name"] = errors_slot()
 
 # Dataset -------------------------------------------------------------------------------------------
@@ -262,16 +285,14 @@ st.radio("Images", [SYNTHETIC, "my data"], key=PREFIX + "dataset_kind", horizont
 synthetic = st.session_state[PREFIX + "dataset_kind"] == SYNTHETIC
 if synthetic:
     c = st.columns(5)
-    c[0].number_input("Training images", min_value=20, max_value=200_000, step=100, key=PREFIX + "n_train")
-    c[1].number_input("Test images", min_value=20, max_value=100_000, step=100, key=PREFIX + "n_test")
-    c[2].selectbox("Image size (px)", SIZES, key=PREFIX + "size")
-    c[3].number_input("Data seed", min_value=0, max_value=2**31 - 1, step=1, key=PREFIX + "data_seed")
-    c[4].slider("Difficulty", 0.0, 1.0, step=0.05, key=PREFIX + "difficulty",
-                help="0: the classes barely overlap; 1: heavy overlap and noise.")
-    with c[0]:
-        slots["n_train"] = errors_slot()
-    with c[1]:
-        slots["n_test"] = errors_slot()
+    number(c[0], "n_train", step=100)
+    number(c[1], "n_test", step=100)
+    c[2].selectbox(**ui.choice_kwargs(constraint_of("size"), SIZES, key=PREFIX + "size"))
+    number(c[3], "data_seed", step=1)
+    c[4].slider(**ui.number_kwargs(constraint_of("difficulty"), step=0.05, key=PREFIX + "difficulty"))
+    for i, f in enumerate(("n_train", "n_test", "size", "data_seed", "difficulty")):
+        with c[i]:
+            slots[f] = errors_slot()
     with st.expander("Sample cells", expanded=False):
         samples = gallery(int(st.session_state[PREFIX + "size"]), int(st.session_state[PREFIX + "data_seed"]),
                           float(st.session_state[PREFIX + "difficulty"]))
@@ -289,7 +310,7 @@ else:
                  f"options above and stored as a dataset id. At most {MAX_UPLOAD_MB} MB.")
         slots["data_upload"] = errors_slot()
     handle_data_upload(data_upload, data_options, slots["data_upload"])
-    registered = {c["id"]: c for c in list_datasets(ui_state.home_path())}
+    registered = {c["id"]: c for c in list_datasets(ui.home_path())}
     current = str(st.session_state.get(PREFIX + "dataset_path") or "").strip()
     st.session_state[PREFIX + "registered"] = current if current in registered else None
     st.selectbox("Registered datasets", list(registered), index=None, key=PREFIX + "registered",
@@ -315,19 +336,18 @@ if not synthetic:
 # Model and training ----------------------------------------------------------------------------------
 st.header("Model and training budget", divider="gray")
 c = st.columns(4)
-c[0].number_input("Width (channels of conv1)", min_value=1, max_value=256, step=4, key=PREFIX + "width")
-c[1].number_input("Depth (conv layers)", min_value=1, max_value=6, step=1, key=PREFIX + "depth")
-c[2].number_input("Embedding size", min_value=2, max_value=1024, step=8, key=PREFIX + "embedding_dim")
-c[3].number_input("Probe images", min_value=4, max_value=10_000, step=32, key=PREFIX + "probe_size",
-                  help="Held-out images whose representations are compared across runs.")
+number(c[0], "width", step=4)
+number(c[1], "depth", step=1)
+number(c[2], "embedding_dim", step=8)
+number(c[3], "probe_size", step=32)
 for i, f in enumerate(("width", "depth", "embedding_dim", "probe_size")):
     with c[i]:
         slots[f] = errors_slot()
 c = st.columns(4)
-c[0].number_input("Epochs", min_value=1, max_value=200, step=1, key=PREFIX + "epochs")
-c[1].number_input("Batch size", min_value=1, max_value=4096, step=16, key=PREFIX + "batch_size")
-c[2].selectbox("Optimizer", list(OPTIMIZERS), key=PREFIX + "optimizer")
-c[3].number_input("Learning rate", min_value=1e-6, max_value=10.0, step=1e-4, format="%.5f", key=PREFIX + "lr")
+number(c[0], "epochs", step=1)
+number(c[1], "batch_size", step=16)
+c[2].selectbox(**ui.choice_kwargs(constraint_of("optimizer"), key=PREFIX + "optimizer"))
+number(c[3], "lr", step=1e-4, format="%.5f")
 for i, f in enumerate(("epochs", "batch_size", "optimizer", "lr")):
     with c[i]:
         slots[f] = errors_slot()
@@ -372,8 +392,8 @@ for i, cond in enumerate(st.session_state[CONDITIONS]):
             sched = schedule_from_rows(name, act, los, rows)
             sched.validate(epochs_now)
             schedules.append(sched)
-            ui_state.download_json(sched, f"schedule-{ui_state.slug(sched.name)}", label="Export schedule (JSON)",
-                                   key=f"cond-{uid}-json")
+            ui.download_json(sched, f"schedule-{ui.slug(sched.name)}", label="Export schedule (JSON)",
+                             key=f"cond-{uid}-json")
         except ScheduleError as exc:
             slot.error(f"{name or 'condition'}: {exc}")
             schedules.append(None)
@@ -398,12 +418,13 @@ if c[2].button("Add empty", key=PREFIX + "add-empty", icon=":material/add:"):
 valid_schedules = [s for s in schedules if s is not None]
 if valid_schedules:
     st.subheader("Timeline")
-    ui_state.show_figure(schedule_timeline(valid_schedules, epochs_now), "schedule-timeline",
-                         key="design-timeline")
+    ui.show_figure(schedule_timeline(valid_schedules, epochs_now), "schedule-timeline",
+                   key="design-timeline")
 
 # Seeds and launch --------------------------------------------------------------------------------------
 st.header("Seeds and launch", divider="gray")
-st.text_input("Seeds", key=PREFIX + "seeds", help="Comma-separated seeds and ranges, e.g. '0-5' or '0, 2, 7'.")
+st.text_input(constraint_of("seeds").label, key=PREFIX + "seeds",
+              help="Comma-separated seeds and ranges, e.g. '0-5' or '0, 2, 7'.")
 slots["seeds"] = errors_slot()
 
 values = {f: st.session_state[PREFIX + f] for f in FIELDS}
@@ -412,18 +433,16 @@ values["dataset"] = SYNTHETIC if synthetic else str(values["dataset_path"]).stri
 spec: ExperimentSpec | None = None
 problem: DesignError | None = None
 if any(s is None for s in schedules):
-    problem = DesignError("a condition's schedule is invalid (see the message under it)", "conditions")
+    problem = DesignError("a condition's schedule is invalid (see the message under it)", field="conditions")
 else:
     try:
         spec = build_spec(values, valid_schedules)
     except DesignError as exc:
         problem = exc
 if problem is not None:
-    where = slots.get(problem.field) or slots["conditions" if problem.field.startswith("conditions") else "name"]
-    if problem.field not in ("conditions",) or not any(s is None for s in schedules):
-        where.error(str(problem))
+    show_problem(problem, slots, schedules)
 
-manager = ui_state.get_manager()
+manager = ui.get_manager()
 workers = getattr(manager, "max_workers", 1)
 if spec is not None:
     n_runs = len(spec.conditions) * len(spec.seeds)
@@ -433,15 +452,15 @@ if spec is not None:
                 help=f"A rough CPU estimate for {workers} worker(s): calibrated seconds per training image and "
                      "epoch for the reference model, scaled by the model's conv cost (see akp.design).")
     c[2].metric("Epochs per run", spec.epochs)
-    ui_state.download_json(spec, f"spec-{ui_state.slug(spec.name)}", label="Export spec (JSON)",
-                           key="design-spec-json")
+    ui.download_json(spec, f"spec-{ui.slug(spec.name)}", label="Export spec (JSON)",
+                     key="design-spec-json")
 
 launch_slot = st.container()
 if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/rocket_launch:"):
     if spec is None:
         launch_slot.error(f"Nothing was queued: {problem}")
     else:
-        store = ui_state.get_store()
+        store = ui.get_store()
         try:
             if spec.dataset != SYNTHETIC and not is_dataset_id(spec.dataset):
                 # A server-side path is registered first, so the experiment names content, not a path.
@@ -449,7 +468,7 @@ if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/ro
                 source = allowed_source(spec.dataset)
                 with st.spinner("Checking and registering the dataset..."):
                     spec = dataclasses.replace(spec, dataset=register_path(
-                        source, home=ui_state.home_path(), **data_options))
+                        source, home=ui.home_path(), **data_options))
             experiment_id = store.create_experiment(spec)
         except (ExperimentError, DatasetError, ValueError) as exc:
             slots["dataset"].error(str(exc) if str(exc).startswith("dataset") else f"dataset: {exc}")
@@ -463,6 +482,6 @@ if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/ro
                     queued = manager.submit(experiment_id)
                 except ValueError as exc:
                     launch_slot.error(f"Created, but not queued: {exc}. Resume it on Runs later.")
-            ui_state.set_selected_experiment(experiment_id)
+            ui.set_selected_experiment(experiment_id)
             st.session_state["_design_launched"] = (experiment_id, len(queued))
             st.switch_page("pages/runs.py", query_params={"experiment": experiment_id})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-import ui_state
+import ui
 from akp import analysis
 from akp.plots.analysis import (
     accuracy_gap_scatter,
@@ -13,7 +13,7 @@ from akp.plots.analysis import (
     model_map_figure,
 )
 from akp.projection import model_map
-from akp.store import FINISHED_STATES
+from akp.runs import DIVERGED, FINISHED_STATES
 
 DISTANCE_LABELS = {"1-cka": "1 − CKA", "angular": "angular (arccos CKA)"}
 RULE_LABELS = {"accuracy": "accuracy", "gap": "accuracy + gap"}
@@ -23,12 +23,12 @@ st.caption("Runs that generalize (happy) should have similar representations of 
            "fail (unhappy) should each differ in their own way. This page sorts runs into families and "
            "tests whether the unhappy family is more dispersed.")
 
-store = ui_state.get_store()
-experiment_id = ui_state.experiment_selector(store)
+store = ui.get_store()
+experiment_id = ui.experiment_selector(store)
 if experiment_id is None:
     st.stop()
 
-runs, finished = ui_state.finished_runs(
+runs, finished = ui.finished_runs(
     store, experiment_id, minimum=2,
     pending_note="{pending} of {total} runs are still queued or running. The analysis below uses the "
                  "{finished} finished ones and will change when the rest finish.",
@@ -43,7 +43,7 @@ HOME = str(store.home)
 @st.cache_data(show_spinner=False, max_entries=32)
 def captured(home: str, experiment_id: str, fingerprint: tuple) -> dict[str, dict[str, list[int]]]:
     """Finished run -> layer -> captured epochs. Each lookup opens the run's .npz, so it is cached."""
-    s = ui_state.get_store()
+    s = ui.get_store()
     ids = [run_id for run_id, state, _ in fingerprint if state in FINISHED_STATES]
     return {rid: {lay: s.representation_epochs(rid, lay) for lay in s.layers(rid)} for rid in ids}
 
@@ -56,7 +56,7 @@ if not layers:
     st.info("The finished runs have no stored representations to compare.")
     st.stop()
 auto_threshold = analysis.largest_gap_threshold(
-    [r["test_acc"] for r in finished if r["state"] != "diverged"])
+    [r["test_acc"] for r in finished if r["state"] != DIVERGED])
 
 with st.container(border=True):
     c1, c2, c3 = st.columns(3)
@@ -102,7 +102,7 @@ def akp_result(home: str, experiment_id: str, layer: str, epoch: int | None, thr
                rule: str, max_gap: float | None, distance: str, debiased: bool, permutations: int,
                fingerprint: tuple) -> analysis.AKPResult:
     """The AKP test for these options (see :func:`akp.analysis.akp_test`)."""
-    return analysis.akp_test(ui_state.get_store(), experiment_id, layer=layer, epoch=epoch, threshold=threshold,
+    return analysis.akp_test(ui.get_store(), experiment_id, layer=layer, epoch=epoch, threshold=threshold,
                              rule=rule, max_gap=max_gap, distance=distance, debiased=debiased,
                              permutations=permutations, seed=0)
 
@@ -117,7 +117,7 @@ def run_map(distances, fingerprint: tuple):
 def convergence_data(home: str, experiment_id: str, layer: str, threshold: float | None, rule: str,
                      max_gap: float | None, debiased: bool, fingerprint: tuple):
     """(epochs, by_family series, points as dicts) of :func:`akp.analysis.convergence`."""
-    points = analysis.convergence(ui_state.get_store(), experiment_id, layer=layer, threshold=threshold,
+    points = analysis.convergence(ui.get_store(), experiment_id, layer=layer, threshold=threshold,
                                   debiased=debiased, rule=rule, max_gap=max_gap)
     xs, series = analysis.convergence_series(points)
     return xs, series, [p.to_dict() for p in points]
@@ -133,7 +133,7 @@ except ValueError as exc:  # bad option for this data (e.g. debiased CKA with a 
 records = result.records
 kind = "debiased CKA" if result.debiased else "CKA"
 dist_label = DISTANCE_LABELS[result.distance]
-base = ui_state.slug(f"{experiment_id}-{layer}-{'final' if epoch is None else f'e{epoch}'}")
+base = ui.slug(f"{experiment_id}-{layer}-{'final' if epoch is None else f'e{epoch}'}")
 
 # -- verdict ---------------------------------------------------------------------------------------------
 st.header("Verdict")
@@ -159,14 +159,11 @@ if result.rule == "gap":
     rule_text += f" and generalization gap ≤ {max_gap:.2f}"
 st.markdown(f"**Rule:** happy if {rule_text} · **happy** {counts['happy']} · **unhappy** {counts['unhappy']}"
             + (" · threshold chosen at the largest gap" if threshold is None and result.rule == "accuracy" else ""))
-if test is not None and min(counts.values()) < 3:
-    st.caption(f":warning: Only {min(counts.values())} runs in the smaller family: a permutation test on so few "
-               "runs has few distinct shuffles and its p-value is unreliable. Train more seeds before concluding.")
 if result.excluded:
     with st.expander(f"{len(result.excluded)} run(s) left out of the test"):
-        ui_state.show_table(result.excluded, f"{base}-excluded", key="families-excluded-csv")
-ui_state.download_json(result.to_dict(), f"akp-test-{base}", label="Download the full result (JSON)",
-                       key="families-result-json")
+        ui.show_table(result.excluded, f"{base}-excluded", key="families-excluded-csv")
+ui.download_json(result.to_dict(), f"akp-test-{base}", label="Download the full result (JSON)",
+                 key="families-result-json")
 
 # -- families --------------------------------------------------------------------------------------------
 st.header("Families")
@@ -175,10 +172,10 @@ labelled = analysis.label_runs(runs, rule=rule, threshold=threshold, max_gap=max
 table = [{"run_id": r["run_id"], "condition": r["condition"], "seed": r["seed"], "state": r["state"],
           "test_acc": r["test_acc"], "train_acc": r["train_acc"], "gap": r["gap"], "family": r["family"]}
          for r in labelled.records]
-ui_state.show_figure(accuracy_gap_scatter(labelled.records, threshold=labelled.threshold),
-                     f"families-scatter-{base}", key="families-scatter", data=table)
+ui.show_figure(accuracy_gap_scatter(labelled.records, threshold=labelled.threshold),
+               f"families-scatter-{base}", key="families-scatter", data=table)
 with st.expander("Runs and their family"):
-    ui_state.show_table(table, f"families-{base}", key="families-table-csv")
+    ui.show_table(table, f"families-{base}", key="families-table-csv")
 
 # -- similarity --------------------------------------------------------------------------------------------
 st.header("Similarity between runs")
@@ -189,17 +186,17 @@ matrix_rows = [{"run_a": result.run_ids[i], "run_b": result.run_ids[j], "family_
                 "family_b": result.families[j], kind.replace(" ", "_"): float(result.cka[i, j]),
                 "distance": float(result.distances[i, j])}
                for i in range(len(result.run_ids)) for j in range(len(result.run_ids))]
-ui_state.show_figure(cka_heatmap(result.cka, records, value_label=kind,
-                                 title=f"{kind} between runs at layer {layer} (ordered by family)"),
-                     f"cka-heatmap-{base}", key="families-heatmap", data=matrix_rows)
+ui.show_figure(cka_heatmap(result.cka, records, value_label=kind,
+                           title=f"{kind} between runs at layer {layer} (ordered by family)"),
+               f"cka-heatmap-{base}", key="families-heatmap", data=matrix_rows)
 
 left, right = st.columns(2)
 with left:
     if test is not None:
         disp_rows = [{"run_id": rid, "family": fam, "distance_to_centre": float(d)}
                      for rid, fam, d in zip(result.run_ids, result.families, test.distances, strict=True)]
-        ui_state.show_figure(dispersion_box(test.distances, records, value_label=f"distance to centre ({dist_label})"),
-                             f"dispersion-{base}", key="families-dispersion", data=disp_rows)
+        ui.show_figure(dispersion_box(test.distances, records, value_label=f"distance to centre ({dist_label})"),
+                       f"dispersion-{base}", key="families-dispersion", data=disp_rows)
     else:
         st.info("Dispersion per family needs at least two runs in each family. Try another threshold, or "
                 "train more seeds.")
@@ -211,8 +208,8 @@ with right:
     else:
         map_rows = [{"run_id": rid, "family": fam, "x": float(x), "y": float(y)}
                     for rid, fam, (x, y) in zip(result.run_ids, result.families, coords, strict=True)]
-        ui_state.show_figure(model_map_figure(coords, records), f"model-map-{base}", key="families-map",
-                             data=map_rows)
+        ui.show_figure(model_map_figure(coords, records), f"model-map-{base}", key="families-map",
+                       data=map_rows)
 
 # -- convergence -------------------------------------------------------------------------------------------
 st.header("Convergence over epochs")
@@ -228,9 +225,9 @@ if not xs:
     st.info("No captured epochs to follow.")
 else:
     swap_epochs = sorted({e["epoch"] for r in finished for e in store.events(r["run_id"])})
-    ui_state.show_figure(convergence_figure(xs, series, value_label=f"mean {kind} within family",
-                                            swap_epochs=swap_epochs),
-                         f"convergence-{base}", key="families-convergence", data=points)
+    ui.show_figure(convergence_figure(xs, series, value_label=f"mean {kind} within family",
+                                      swap_epochs=swap_epochs),
+                   f"convergence-{base}", key="families-convergence", data=points)
     if any(p["count"] == 0 for p in points):
         st.caption("A family with a single run has no pair to average at that epoch (gaps in its line).")
     if swap_epochs:

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-import ui_state
+import ui
 from akp.experiment import ExperimentError, load_preset
+from akp.runs import CANCELLED, DIVERGED, DONE, FAILED, FINISHED_STATES, INTERRUPTED, QUEUED, RUNNING
 
-STATE_ORDER = ("queued", "running", "done", "diverged", "failed", "cancelled", "interrupted")
+STATE_ORDER = (QUEUED, RUNNING, DONE, DIVERGED, FAILED, CANCELLED, INTERRUPTED)  # the table's columns
 
 st.title("AKP Lab")
 st.markdown(
@@ -22,15 +22,13 @@ st.markdown(
 with st.container(horizontal=True):
     st.page_link("pages/design.py", label="1 · Design an experiment", icon=":material/tune:")
     st.page_link("pages/runs.py", label="2 · Watch it train", icon=":material/monitoring:")
-    if (Path(__file__).parent / "families.py").exists():
-        st.page_link("pages/families.py", label="3 · Test the principle", icon=":material/diversity_3:")
-    if (Path(__file__).parent / "learn.py").exists():
-        st.page_link("pages/learn.py", label="Learn the ideas", icon=":material/school:")
+    st.page_link("pages/families.py", label="3 · Test the principle", icon=":material/diversity_3:")
+    st.page_link("pages/learn.py", label="Learn the ideas", icon=":material/school:")
 
 
 def launch_preset(name: str) -> str | None:
     """Create the preset's experiment and queue its runs; report problems, never raise."""
-    store, manager = ui_state.get_store(), ui_state.get_manager()
+    store, manager = ui.get_store(), ui.get_manager()
     try:
         spec = load_preset(name)
         experiment_id = store.create_experiment(spec)
@@ -44,11 +42,11 @@ def launch_preset(name: str) -> str | None:
         manager.submit(experiment_id)
     except ValueError as exc:  # queue full or quota: the runs stay queued in the store
         st.error(f"The runs were created but not queued: {exc}")
-    ui_state.set_selected_experiment(experiment_id)
+    ui.set_selected_experiment(experiment_id)
     return experiment_id
 
 
-store = ui_state.get_store()
+store = ui.get_store()
 experiments = store.experiments()
 
 if not experiments:
@@ -76,7 +74,7 @@ for exp in experiments:
            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(exp["created"])), "runs": exp["n_runs"]}
     for state in STATE_ORDER:
         row[state] = int(states.get(state, 0))
-    finished = row["done"] + row["diverged"]
+    finished = sum(row[state] for state in FINISHED_STATES)
     row["progress"] = finished / exp["n_runs"] if exp["n_runs"] else 0.0
     rows.append(row)
 frame = pd.DataFrame(rows)
@@ -88,17 +86,16 @@ event = st.dataframe(
     column_config={"progress": st.column_config.ProgressColumn("finished", min_value=0.0, max_value=1.0,
                                                                format="percent")},
 )
-ui_state.download_csv(frame, "experiments", key="home-experiments-csv")
+ui.download_csv(frame, "experiments", key="home-experiments-csv")
 picked = event.selection.rows if event is not None and hasattr(event, "selection") else []
 if picked:
     chosen = frame.iloc[picked[0]]["id"]
-    ui_state.set_selected_experiment(chosen)
+    ui.set_selected_experiment(chosen)
     st.caption(f"Selected **{frame.iloc[picked[0]]['name']}** (`{chosen}`).")
     c1 = c2 = c3 = st.container(horizontal=True)
     c1.page_link("pages/runs.py", label="Runs", icon=":material/monitoring:", query_params={"experiment": chosen})
-    if (Path(__file__).parent / "families.py").exists():
-        c2.page_link("pages/families.py", label="Families", icon=":material/diversity_3:",
-                     query_params={"experiment": chosen})
+    c2.page_link("pages/families.py", label="Families", icon=":material/diversity_3:",
+                 query_params={"experiment": chosen})
     c3.page_link("pages/design.py", label="New experiment", icon=":material/tune:")
 else:
     st.caption("Select a row to open its runs or families.")

@@ -7,20 +7,20 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-import ui_state
-from akp import layers as layer_analysis
+import ui
+from akp.analysis import layers as layer_analysis
 from akp.plots.analysis import layer_cka_heatmap
 
 st.title("Layers: compare two runs layer by layer")
 st.caption("CKA between every layer of run A and every layer of run B, on the experiment's probe set. "
            "A bright diagonal means the two runs build similar representations at the same depth.")
 
-store = ui_state.get_store()
-experiment_id = ui_state.experiment_selector(store)
+store = ui.get_store()
+experiment_id = ui.experiment_selector(store)
 if experiment_id is None:
     st.stop()
 
-runs, finished = ui_state.finished_runs(
+runs, finished = ui.finished_runs(
     store, experiment_id, minimum=2,
     pending_note="{pending} of {total} runs are still queued or running; "
                  "only finished runs can be compared. Come back when they are done.",
@@ -51,14 +51,14 @@ def _fingerprint(run_ids: tuple[str, ...]) -> tuple:
 @st.cache_data(show_spinner=False, max_entries=64)
 def shared_epochs(home: str, a: str, b: str, fingerprint: tuple) -> list[int]:
     """Epochs captured by both runs; keyed by the store's home and the runs' fingerprint."""
-    return layer_analysis.common_epochs(ui_state.get_store(), a, b)
+    return layer_analysis.common_epochs(ui.get_store(), a, b)
 
 
 @st.cache_data(show_spinner="Computing CKA between layers…", max_entries=64)
 def layer_cka(home: str, a: str, b: str, epoch: int, debiased: bool, fingerprint: tuple
               ) -> layer_analysis.LayerCKA:
     """:func:`akp.layers.layer_cka`; keyed by the store's home and the runs' fingerprint."""
-    return layer_analysis.layer_cka(ui_state.get_store(), a, b, epoch=epoch, debiased=debiased)
+    return layer_analysis.layer_cka(ui.get_store(), a, b, epoch=epoch, debiased=debiased)
 
 
 common_epochs = shared_epochs(str(store.home), run_a, run_b, _fingerprint((run_a, run_b)))
@@ -86,8 +86,8 @@ layers_a, layers_b, matrix = result.layers_a, result.layers_b, result.matrix
 if result.skipped:
     with st.expander(f"{len(result.skipped)} layer(s) left out at epoch {epoch}",
                      expanded=not layers_a or not layers_b):
-        ui_state.show_table(result.skipped, ui_state.slug(f"layer-cka-skipped-{run_a}-vs-{run_b}-e{epoch}"),
-                            key="layers-skipped-csv")
+        ui.show_table(result.skipped, ui.slug(f"layer-cka-skipped-{run_a}-vs-{run_b}-e{epoch}"),
+                      key="layers-skipped-csv")
 if not layers_a or not layers_b:
     st.info("No layer of one of these runs can be compared at this epoch (see the reasons above); "
             "pick another epoch or other runs.")
@@ -101,13 +101,13 @@ fig = layer_cka_heatmap(matrix, layers_a, layers_b, name_a=f"A ({by_id[run_a]['c
 table = [{"layer_a": la, "layer_b": lb, "cka": None if not np.isfinite(matrix[i, j]) else float(matrix[i, j]),
           "run_a": run_a, "run_b": run_b, "epoch": int(epoch), "debiased": bool(debiased)}
          for i, la in enumerate(layers_a) for j, lb in enumerate(layers_b)]
-base = ui_state.slug(f"layer-cka-{run_a}-vs-{run_b}-e{epoch}")
-ui_state.show_figure(fig, base, key="layers-heatmap", data=table)
+base = ui.slug(f"layer-cka-{run_a}-vs-{run_b}-e{epoch}")
+ui.show_figure(fig, base, key="layers-heatmap", data=table)
 if np.isnan(matrix).any():
     st.caption("n/a: a layer whose representation is constant over the probe set (a collapsed run) "
                "has no defined CKA.")
 
 st.subheader("Same layer in both runs")
 same = [row for row in table if row["layer_a"] == row["layer_b"]]
-ui_state.show_table(same, f"{base}-diagonal", key="layers-diagonal-csv")
+ui.show_table(same, f"{base}-diagonal", key="layers-diagonal-csv")
 st.caption(f"Run A: {name_a}  ·  Run B: {name_b}")

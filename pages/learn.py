@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-import ui_state
+import ui
 
 PAPER_URL = "https://arxiv.org/abs/2302.11380"
 
@@ -123,8 +123,8 @@ GLOSSARY = {
                 "groups more spread out than others? The p-value comes from shuffling group labels.",
 }
 st.markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in GLOSSARY.items()))
-ui_state.download_csv([{"term": k, "meaning": v} for k, v in GLOSSARY.items()], "akp-glossary",
-                      label="Download the glossary (CSV)", key="learn-glossary-csv")
+ui.download_csv([{"term": k, "meaning": v} for k, v in GLOSSARY.items()], "akp-glossary",
+                label="Download the glossary (CSV)", key="learn-glossary-csv")
 
 st.header("Honest caveats")
 st.markdown(

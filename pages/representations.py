@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-import ui_state
+import ui
 from akp import projection
 from akp.analysis import label_families
-from akp.data import CLASS_NAMES, SYNTHETIC
+from akp.datasets import CLASS_NAMES, SYNTHETIC
 from akp.plots.analysis import cell_image_figure, probe_categories, umap_scatter
 
 COLOR_OPTIONS = {"class": "true class", "prediction": "predicted class", "correctness": "right or wrong"}
@@ -22,12 +22,12 @@ st.title("Representations: how runs see the probe set")
 st.caption("Each dot is one probe image, placed by UMAP so that images the run represents alike are close. "
            "Compare a happy run (left) with an unhappy one (right). Click a dot to see the cell.")
 
-store = ui_state.get_store()
-experiment_id = ui_state.experiment_selector(store)
+store = ui.get_store()
+experiment_id = ui.experiment_selector(store)
 if experiment_id is None:
     st.stop()
 
-runs, finished = ui_state.finished_runs(
+runs, finished = ui.finished_runs(
     store, experiment_id, minimum=1,
     pending_note="{pending} of {total} runs are still queued or running; their representations "
                  "appear here when they finish.",
@@ -146,14 +146,14 @@ def _fingerprint(run_id: str) -> tuple:
 def aligned_frames(home: str, run_id: str, layer: str, epochs: tuple[int, ...], fingerprint: tuple
                    ) -> dict[int, object]:
     """Aligned UMAP frames of one run over ``epochs`` (disk-cached by akp.projection too)."""
-    got_epochs, frames = projection.run_aligned_embeddings(ui_state.get_store(), run_id, layer, list(epochs))
+    got_epochs, frames = projection.run_aligned_embeddings(ui.get_store(), run_id, layer, list(epochs))
     return dict(zip(got_epochs, frames, strict=True))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def logits_at(home: str, run_id: str, epoch: int, fingerprint: tuple):
     """The run's logits on the probe set at ``epoch``, or None if not captured."""
-    s = ui_state.get_store()
+    s = ui.get_store()
     return s.representations(run_id, "logits", epoch) if epoch in s.representation_epochs(run_id, "logits") else None
 
 
@@ -207,9 +207,9 @@ for col, run_id, side in ((col_l, run_l, "left"), (col_r, run_r, "right")):
                   "label": int(labels[i]), mode: values[i], "run_id": run_id, "layer": layer, "epoch": int(epoch)}
                  for i in range(len(labels))]
         b1, b2 = st.columns(2)
-        base = ui_state.slug(f"umap-{run_id}-{layer}-e{epoch}")
-        ui_state.download_figure(fig, base, key=f"{chart_key}-html", container=b1)
-        ui_state.download_csv(table, base, key=f"{chart_key}-csv", container=b2)
+        base = ui.slug(f"umap-{run_id}-{layer}-e{epoch}")
+        ui.download_figure(fig, base, key=f"{chart_key}-html", container=b1)
+        ui.download_csv(table, base, key=f"{chart_key}-csv", container=b2)
 
 st.subheader("Selected probe image")
 if selected is None:
@@ -218,5 +218,5 @@ else:
     image = store.probe_images(experiment_id)[selected]
     k = int(labels[selected])
     name = class_names[k] if k < len(class_names) else f"class {k}"
-    ui_state.show_figure(cell_image_figure(image, title=f"probe #{selected} · {name}"), f"probe-{selected}",
-                         key="probe-image")
+    ui.show_figure(cell_image_figure(image, title=f"probe #{selected} · {name}"), f"probe-{selected}",
+                   key="probe-image")

@@ -13,18 +13,20 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-import ui_state
+import ui
 from akp.design import run_progress
 from akp.plots.training import final_accuracy_figure, metrics_table, training_curves
+from akp.runs import ACTIVE_STATES, CANCELLED, DIVERGED, DONE, FAILED, INTERRUPTED, QUEUED, RESUMABLE_STATES, RUNNING
 
 POLL_SECONDS = 1.0
 METRIC_LABELS = {"accuracy": "Accuracy", "loss": "Loss", "gap": "Generalization gap"}
+COUNTED_STATES = (QUEUED, RUNNING, DONE, DIVERGED, FAILED, CANCELLED)  # one metric each, in this order
 
 st.title("Runs")
 
-store = ui_state.get_store()
-manager = ui_state.get_manager()
-experiment_id = ui_state.experiment_selector(store)
+store = ui.get_store()
+manager = ui.get_manager()
+experiment_id = ui.experiment_selector(store)
 if experiment_id is None:
     st.page_link("pages/design.py", label="Design an experiment", icon=":material/tune:")
     st.stop()
@@ -47,7 +49,7 @@ def curves_data(home: str, experiment_id: str, fingerprint: tuple[tuple[str, int
 
     ``home`` keys the cache per store; ``fingerprint`` is ((run_id, epochs_done, state), ...).
     """
-    s = ui_state.get_store()
+    s = ui.get_store()
     run_ids = [f[0] for f in fingerprint]
     runs = [r for r in s.runs(experiment_id) if r["run_id"] in set(run_ids)]
     metrics = {r["run_id"]: s.metrics(r["run_id"]) for r in runs if r["epochs_done"]}
@@ -60,16 +62,16 @@ def curves_data(home: str, experiment_id: str, fingerprint: tuple[tuple[str, int
 def final_figure(home: str, experiment_id: str, fingerprint: tuple[tuple[str, int, str], ...]) -> Any:
     """Final test accuracy per condition, rebuilt only when the fingerprint changes."""
     ids = {f[0] for f in fingerprint}
-    runs = [r for r in ui_state.get_store().runs(experiment_id) if r["run_id"] in ids]
+    runs = [r for r in ui.get_store().runs(experiment_id) if r["run_id"] in ids]
     return final_accuracy_figure(runs)
 
 
 def actions(runs: list[dict[str, Any]], snaps: list[dict[str, Any]]) -> None:
     """Cancel and resume buttons for the whole experiment."""
-    active = [r for r in runs if r["state"] in ui_state.ACTIVE_STATES]
-    resumable = [r for r in runs if r["state"] in ("interrupted", "failed", "cancelled")]
+    active = [r for r in runs if r["state"] in ACTIVE_STATES]
+    resumable = [r for r in runs if r["state"] in RESUMABLE_STATES]
     # Queued in the store but held by no manager (created elsewhere, never submitted): resume queues them.
-    never_submitted = any(s.get("state") == "queued" and not s.get("managed", True) for s in snaps)
+    never_submitted = any(s.get("state") == QUEUED and not s.get("managed", True) for s in snaps)
     c1 = c2 = c3 = st.container(horizontal=True)
     if c1.button(f"Cancel {len(active)} active", key="runs-cancel", icon=":material/stop:",
                  disabled=manager is None or not active):
@@ -85,34 +87,37 @@ def actions(runs: list[dict[str, Any]], snaps: list[dict[str, Any]]) -> None:
         except ValueError as exc:
             st.error(f"Cannot resume: {exc}")
         st.rerun(scope="app")
-    ui_state.download_json(spec, f"spec-{ui_state.slug(spec.name)}", label="Spec (JSON)",
-                           key="runs-spec-json", container=c3)
+    ui.download_json(spec, f"spec-{ui.slug(spec.name)}", label="Spec (JSON)",
+                     key="runs-spec-json", container=c3)
 
 
-initially_active = ui_state.any_active(experiment_id)
+initially_active = ui.any_active(experiment_id)
 
 
 @st.fragment(run_every=POLL_SECONDS if initially_active else None)
 def live() -> None:
     """Progress table, state counts, cancel/resume; polls while runs are active."""
     runs = store.runs(experiment_id)
-    active_now = any(r["state"] in ui_state.ACTIVE_STATES for r in runs)
-    snaps = ui_state.live_status(experiment_id) if active_now else []
+    active_now = any(r["state"] in ACTIVE_STATES for r in runs)
+    snaps = ui.live_status(experiment_id) if active_now else []
     rows = run_progress(runs, snaps, spec.epochs)
     counts = Counter(r["state"] for r in rows)
     cols = st.columns(6)
-    for col, state in zip(cols, ("queued", "running", "done", "diverged", "failed", "cancelled"), strict=True):
+    for col, state in zip(cols, COUNTED_STATES, strict=True):
         col.metric(state.capitalize(), counts.get(state, 0))
-    if counts.get("interrupted"):
-        st.warning(f"{counts['interrupted']} runs were interrupted (the server stopped while they trained). "
+    if counts.get(INTERRUPTED):
+        st.warning(f"{counts[INTERRUPTED]} runs were interrupted (the server stopped while they trained). "
                    "Resume trains them again from the start.")
     actions(runs, snaps)
     frame = pd.DataFrame(rows)
+    shown = frame.assign(epoch=[f"{done}/{total}" for done, total in zip(frame["epochs_done"], frame["epochs"],
+                                                                          strict=True)])
     st.dataframe(
-        frame, hide_index=True, key="runs-table",
+        shown, hide_index=True, key="runs-table",
         column_order=["condition", "seed", "state", "progress", "epoch", "queue_position", "test_acc",
                       "train_acc", "gap", "error"],
         column_config={
+            "epoch": st.column_config.TextColumn("epoch", help="Finished epochs of the budget"),
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
                                                         format="percent"),
             "queue_position": st.column_config.NumberColumn("queue pos.", help="Runs ahead of it (0 = next)"),
@@ -122,7 +127,7 @@ def live() -> None:
             "error": st.column_config.TextColumn("error", width="medium"),
         },
     )
-    ui_state.download_csv(frame, f"runs-{experiment_id}", label="Runs (CSV)", key="runs-table-csv")
+    ui.download_csv(frame, f"runs-{experiment_id}", label="Runs (CSV)", key="runs-table-csv")
 
     selected = set(st.session_state.get("_runs_curve_selection") or [r["run_id"] for r in runs])
     fingerprint = tuple((r["run_id"], int(r["epochs_done"] or 0), r["state"]) for r in runs
@@ -132,11 +137,11 @@ def live() -> None:
     st.caption("Dotted: train; solid: test. Dashed vertical lines: swap events (they apply at the start of "
                "the epoch they name).")
     fig, table = curves_data(str(store.home), experiment_id, fingerprint, metric, spec.epochs)
-    ui_state.show_figure(fig, f"curves-{metric}-{experiment_id}", key="runs-curves", data=table)
+    ui.show_figure(fig, f"curves-{metric}-{experiment_id}", key="runs-curves", data=table)
     if any(r["test_acc"] is not None for r in runs):
         st.subheader("Final test accuracy")
-        ui_state.show_figure(final_figure(str(store.home), experiment_id, fingerprint),
-                             f"final-accuracy-{experiment_id}", key="runs-final")
+        ui.show_figure(final_figure(str(store.home), experiment_id, fingerprint),
+                       f"final-accuracy-{experiment_id}", key="runs-final")
     if active_now != initially_active:
         st.rerun(scope="app")  # start or stop polling
 
@@ -144,5 +149,5 @@ def live() -> None:
 with st.expander("Curve options", expanded=False):
     st.segmented_control("Curves", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="runs-metric",
                          default="accuracy", selection_mode="single")
-    st.session_state["_runs_curve_selection"] = ui_state.run_selector(store, experiment_id, label="Runs in the curves")
+    st.session_state["_runs_curve_selection"] = ui.run_selector(store, experiment_id, label="Runs in the curves")
 live()

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # Two cores here: keep torch from oversubscribing when pytest and a server share the machine.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -34,16 +33,6 @@ def smoke_store(tmp_path_factory):
     for run in store.runs(experiment_id):
         execute_run(store, run["run_id"])
     return store, experiment_id
-
-
-def shared_data(name: str) -> Path:
-    """Path of real test data in ../shared/data; skip where absent, but fail under CI."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing, and CI must run the real-data tests")
-        pytest.skip(f"{path} is absent (real test data lives in ../shared/data beside the repo)")
-    return path
 
 
 @pytest.fixture(scope="session")

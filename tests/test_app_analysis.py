@@ -193,7 +193,7 @@ def test_families_page_verdict_heatmap_and_plots(smoke_home):
 @pytest.mark.parametrize("name,marker", [("families", "Verdict"), ("learn", "Glossary")])
 def test_pages_inside_the_app_navigation(name, marker, smoke_home):
     """The pages also run inside app.py's navigation (shared sidebar, job manager), with the URL's experiment."""
-    import ui_state
+    import ui
 
     store, experiment_id = smoke_home
     try:
@@ -208,4 +208,4 @@ def test_pages_inside_the_app_navigation(name, marker, smoke_home):
         if name != "learn":
             assert at.selectbox(key="akp_experiment").value == experiment_id
     finally:
-        ui_state.shutdown_managers(store.home)
+        ui.shutdown_managers(store.home)

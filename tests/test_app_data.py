@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import ui_state
-from akp.data import load_dataset
+import ui
+from akp.datasets import list_datasets, load_dataset
+from akp.datasets.uploads import register_upload
 from akp.experiment import load_preset
-from akp.real_data import list_datasets
 from akp.store import RunStore
-from akp.uploads import register_upload
-from tests.test_uploads import CLASSES, image_zip, medmnist_npz, png_bytes
+from tests.datasets.test_uploads import CLASSES, image_zip, medmnist_npz, png_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -29,7 +28,7 @@ def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AKP_HOME", str(home))
     monkeypatch.delenv("AKP_DATA_ROOTS", raising=False)  # server paths off unless a test opens a root
     yield home
-    ui_state.shutdown_managers(home)
+    ui.shutdown_managers(home)
 
 
 @pytest.fixture
@@ -87,10 +86,10 @@ def launch_and_check(at: AppTest, home: Path, dataset_id: str) -> None:
     spec = store.spec(exps[0]["id"])
     assert spec.dataset == dataset_id
     spec.validate()
-    assert load_dataset(spec, home).source == dataset_id
+    assert load_dataset(spec.dataset, spec.dataset_options, home=home).source == dataset_id
     runs = store.runs(exps[0]["id"])
     assert len(runs) == 4 and {r["state"] for r in runs} <= {"queued", "running", "done", "diverged"}
-    manager = ui_state._MANAGERS[str(home.resolve())]
+    manager = ui.manager_of(home)
     assert len(manager.status(exps[0]["id"])) == 4
 
 

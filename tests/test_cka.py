@@ -8,6 +8,7 @@ from scipy.stats import ortho_group
 
 from akp import cka as C
 from akp.cka import CKAError, MinibatchCKA, cka_cross, cka_matrix, linear_cka, rbf_cka
+from akp.cka import batched as CB
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -113,7 +114,7 @@ def test_rbf_matrix_matches_reference(reps, debiased):
 
 def test_gram_path_with_several_row_blocks_matches(monkeypatch, float32_products):
     # Force several row blocks (and uneven widths) so the block-triangle bookkeeping is exercised.
-    monkeypatch.setattr(C, "_BLOCK_BYTES", 4 * 300 * 8 * 60)  # 3 blocks (float32), 5 (float64)
+    monkeypatch.setattr(CB, "_BLOCK_BYTES", 4 * 300 * 8 * 60)  # 3 blocks (float32), 5 (float64)
     latent = rng(8).standard_normal((300, 4))
     feats = [relu_features(300, p, s, latent=latent) for s, p in enumerate([5, 33, 33, 70])]
     for debiased in (False, True):
@@ -154,7 +155,7 @@ def test_accepts_torch_tensors_and_float64(reps):
 @pytest.fixture
 def float32_products(monkeypatch):
     """Make the Gram path use its float32 products (normally only on large problems)."""
-    monkeypatch.setattr(C, "_FLOAT32_MIN_COST", 0.0)
+    monkeypatch.setattr(CB, "_FLOAT32_MIN_COST", 0.0)
 
 
 @pytest.mark.parametrize("method", ["feature", "gram"])

@@ -7,12 +7,15 @@ import math
 import pytest
 
 from akp.design import (
+    FORM_KEYS,
     MAX_UPLOAD_BYTES,
     SECONDS_PER_IMAGE_EPOCH,
+    SPEC_FIELDS,
     DesignError,
     build_spec,
+    constraint_of,
     estimate_seconds,
-    field_of,
+    form_key,
     form_values,
     format_duration,
     format_seeds,
@@ -23,7 +26,8 @@ from akp.design import (
     schedule_from_rows,
     schedule_rows,
 )
-from akp.experiment import ExperimentError, ExperimentSpec, load_preset
+from akp.errors import AKPError
+from akp.experiment import ExperimentSpec, load_preset
 from akp.models import ModelSpec
 from akp.schedule import PRESETS, ScheduleError, SwapEvent, SwapSchedule
 
@@ -45,7 +49,7 @@ def test_parse_seeds_errors_name_the_field(text, message) -> None:
     with pytest.raises(DesignError, match=message) as info:
         parse_seeds(text)
     assert info.value.field == "seeds"
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, AKPError)
 
 
 def test_format_seeds_roundtrip() -> None:
@@ -71,6 +75,12 @@ def test_schedule_from_rows_editor_values() -> None:
     assert sched.events == (SwapEvent(1, "tanh", None), SwapEvent(3, None, "mse"))
     assert sched.active_at(2) == ("tanh", "cross_entropy")
     assert sched.active_at(3) == ("tanh", "mse")
+
+
+def test_schedule_from_rows_errors_carry_the_field() -> None:
+    with pytest.raises(ScheduleError) as info:
+        schedule_from_rows("c", "relu", "cross_entropy", [{"epoch": "x", "activation": "tanh", "loss": None}])
+    assert info.value.field == "events[0].epoch"
 
 
 @pytest.mark.parametrize(("rows", "message"), [
@@ -105,22 +115,24 @@ def test_build_spec_takes_conditions_and_text_seeds() -> None:
     assert [c.name for c in spec.conditions] == ["single-swap", "loss-shock"]
 
 
-@pytest.mark.parametrize(("change", "field", "message"), [
-    ({"epochs": 1}, "conditions[1]", "past the training budget"),
-    ({"n_train": 5}, "n_train", "dataset_options.n_train"),
-    ({"width": 0}, "width", "model.width"),
-    ({"optimizer": "rmsprop"}, "optimizer", "allowed: sgd, adam, adamw"),
-    ({"lr": 0.0}, "lr", "lr: must be a number in"),
-    ({"name": ""}, "name", "name: must be a non-empty string"),
-    ({"probe_size": 200}, "probe_size", "at most n_test"),
-    ({"conditions": []}, "conditions", "at least one swap schedule"),
+@pytest.mark.parametrize(("change", "field", "key", "message"), [
+    ({"epochs": 1}, "conditions[1].events[0].epoch", "conditions[1]", "past the training budget"),
+    ({"n_train": 5}, "dataset_options.n_train", "n_train", "dataset_options.n_train"),
+    ({"data_seed": -1}, "dataset_options.seed", "data_seed", "dataset_options.seed"),
+    ({"width": 0}, "model.width", "width", "model.width"),
+    ({"optimizer": "rmsprop"}, "optimizer", "optimizer", "allowed: sgd, adam, adamw"),
+    ({"lr": 0.0}, "lr", "lr", "lr: must be a number in"),
+    ({"name": ""}, "name", "name", "name: must be non-empty text"),
+    ({"probe_size": 200}, "probe_size", "probe_size", "at most n_test"),
+    ({"conditions": []}, "conditions", "conditions", "at least one swap schedule"),
 ])
-def test_build_spec_errors_name_the_field(change, field, message) -> None:
+def test_build_spec_errors_name_the_field(change, field, key, message) -> None:
     values = form_values(load_preset("smoke")) | change
     with pytest.raises(DesignError, match=message) as info:
         build_spec(values)
     assert info.value.field == field
-    assert isinstance(info.value, ExperimentError)
+    assert form_key(info.value.field) == key
+    assert isinstance(info.value, AKPError)
 
 
 def test_build_spec_duplicate_condition_names() -> None:
@@ -136,11 +148,35 @@ def test_build_spec_custom_dataset_has_no_synthetic_options() -> None:
     assert spec.dataset == "/data/cells" and spec.dataset_options == {}
 
 
-def test_field_of() -> None:
-    assert field_of("dataset_options.n_test: must be") == "n_test"
-    assert field_of("model.depth: must be") == "depth"
-    assert field_of("conditions[2] (x): events[0]") == "conditions[2]"
-    assert field_of("seeds: must be unique") == "seeds"
+def test_form_key_walks_up_the_field_path() -> None:
+    assert form_key("dataset_options.n_test") == "n_test"
+    assert form_key("dataset_options.seed") == "data_seed"
+    assert form_key("dataset_options.channels") == "dataset"
+    assert form_key("model.depth") == "depth"
+    assert form_key("conditions[2].events[0].epoch") == "conditions[2]"
+    assert form_key("conditions") == "conditions"
+    assert form_key("seeds") == "seeds"
+    assert form_key("upload") == "upload"
+    assert form_key("layers") is None
+    assert form_key(None) is None
+
+
+def test_every_form_value_has_a_constraint_whose_field_it_fills() -> None:
+    for key in FORM_KEYS:
+        if key == "dataset":
+            continue
+        constraint = constraint_of(key)
+        assert constraint.field == ("seed" if key == "seeds" else SPEC_FIELDS[key])
+        assert constraint.label
+
+
+@pytest.mark.parametrize("preset", ["smoke", "teaching"])
+def test_preset_form_values_lie_within_the_widget_bounds(preset: str) -> None:
+    values = form_values(load_preset(preset))
+    for key in FORM_KEYS:
+        if key in ("dataset", "seeds"):
+            continue
+        constraint_of(key).check(values[key])
 
 
 # -- estimate ----------------------------------------------------------------------------------------------
@@ -208,7 +244,9 @@ def test_run_progress_merges_store_and_live() -> None:
         {"run_id": "c", "state": "queued", "epoch": 0, "batch": 0, "n_batches": 0, "queue_position": 0},
     ]
     rows = {r["run_id"]: r for r in run_progress(runs, snaps, epochs=4)}
-    assert rows["a"]["progress"] == 1.0 and rows["a"]["epoch"] == "4/4"
+    assert rows["a"]["progress"] == 1.0 and (rows["a"]["epochs_done"], rows["a"]["epochs"]) == (4, 4)
+    assert (rows["b"]["epochs_done"], rows["b"]["epochs"]) == (1, 4)
+    assert "epoch" not in rows["a"]
     assert rows["b"]["progress"] == pytest.approx(1.5 / 4)
     assert rows["c"]["progress"] == 0.0 and rows["c"]["queue_position"] == 0
     assert rows["d"]["progress"] == 0.5 and rows["d"]["error"] == "RuntimeError: boom"

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -21,32 +22,49 @@ def test_teaching_preset_has_enough_conditions_and_seeds():
     assert (len(smoke.conditions), len(smoke.seeds), smoke.epochs) == (2, 2, 2)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"epochs": 0}, "epochs: must be an integer from 1 to"),
-    ({"batch_size": -3}, "batch_size: must be an integer"),
-    ({"optimizer": "lbfgs"}, "optimizer: unknown 'lbfgs'; allowed: sgd, adam, adamw"),
-    ({"lr": 0}, "lr: must be a number in (0, 10]"),
-    ({"seeds": []}, "seeds: must be a non-empty list"),
-    ({"seeds": [1, 1]}, "seeds: must be unique"),
-    ({"layers": ["conv9"]}, "layers: unknown layer 'conv9'; allowed: conv1"),
-    ({"probe_size": 2}, "probe_size: must be an integer from 4"),
-    ({"capture_epochs": [5]}, "capture_epochs: each must be an integer from 0 to 1"),
-    ({"conditions": []}, "conditions: at least one"),
-    ({"conditions": ["steady", "steady"]}, "conditions: names must be unique"),
-    ({"conditions": ["nope"]}, "conditions[0]: unknown preset 'nope'"),
-    ({"conditions": [{"name": "x", "events": [{"epoch": 2, "activation": "tanh"}]}]},
+@pytest.mark.parametrize("change, field, message", [
+    ({"epochs": 0}, "epochs", "epochs: must be an integer from 1 to"),
+    ({"batch_size": -3}, "batch_size", "batch_size: must be an integer"),
+    ({"optimizer": "lbfgs"}, "optimizer", "optimizer: unknown 'lbfgs'; allowed: sgd, adam, adamw"),
+    ({"lr": 0}, "lr", "lr: must be a number in (0, 10]"),
+    ({"lr": float("nan")}, "lr", "lr: must be a number in (0, 10]"),
+    ({"seeds": []}, "seeds", "seeds: must be a non-empty list"),
+    ({"seeds": [1, 1]}, "seeds", "seeds: must be unique"),
+    ({"seeds": [-1]}, "seeds", "seeds: must be an integer from 0 to 2147483647"),
+    ({"name": "x" * 1000}, "name", "name: at most 200 characters"),
+    ({"name": "  "}, "name", "name: must be non-empty text"),
+    ({"layers": ["conv9"]}, "layers", "layers: unknown layer 'conv9'; allowed: conv1"),
+    ({"layers": 5}, "layers", "layers: list at least one layer"),
+    ({"probe_size": 2}, "probe_size", "probe_size: must be an integer from 4"),
+    ({"capture_epochs": [5]}, "capture_epochs", "capture_epochs: each must be an integer from 0 to 1"),
+    ({"capture_epochs": 5}, "capture_epochs", "capture_epochs: must be a list"),
+    ({"conditions": []}, "conditions", "conditions: at least one"),
+    ({"conditions": ["steady", "steady"]}, "conditions", "conditions: names must be unique"),
+    ({"conditions": ["nope"]}, "conditions[0]", "conditions[0]: unknown preset 'nope'"),
+    ({"conditions": [{"name": "x", "events": [{"epoch": 2, "activation": "tanh"}]}]}, "conditions[0].events[0].epoch",
      "conditions[0] (x): events[0].epoch: 2 is past the training budget; allowed: 0 to 1"),
-    ({"dataset_options": {"n_train": 10}}, "dataset_options.n_train: must be from 20"),
-    ({"dataset_options": {"colour": 1}}, "dataset_options.colour: unknown option"),
-    ({"model": {"depth": 0}}, "model.depth: must be an integer from 1 to 6"),
-    ({"speed": 1}, "experiment: unknown field(s) ['speed']"),
+    ({"dataset_options": {"n_train": 10}}, "dataset_options.n_train", "dataset_options.n_train: must be an integer"),
+    ({"dataset_options": {"colour": 1}}, "dataset_options.colour", "dataset_options.colour: unknown option"),
+    ({"dataset_options": {"size": 8, "difficulty": 3.0}}, "dataset_options.size", "dataset_options.size: must be"),
+    ({"dataset_options": {"difficulty": float("nan")}}, "dataset_options.difficulty", "dataset_options.difficulty"),
+    ({"model": {"depth": 0}}, "model.depth", "model.depth: must be an integer from 1 to 6"),
+    ({"model": {"depth": 2, "heads": 3}}, "model.heads", "model.heads: unknown option"),
+    ({"speed": 1}, "experiment", "experiment: unknown field(s) ['speed']"),
 ])
-def test_invalid_specs_name_the_field(change, message):
+def test_invalid_specs_name_the_field(change, field, message):
     data = load_preset("smoke").to_dict()
     data.update(change)
     with pytest.raises(ExperimentError) as info:
         ExperimentSpec.from_dict(data)
     assert message in str(info.value)
+    assert info.value.field == field
+
+
+def test_a_bad_synthetic_option_fails_at_validate_not_when_the_data_loads():
+    spec = dataclasses.replace(load_preset("teaching"), dataset_options={"size": 8, "difficulty": 3.0})
+    with pytest.raises(ExperimentError) as info:
+        spec.validate()
+    assert info.value.field == "dataset_options.size"
 
 
 def test_with_overrides_and_budget_checks():

@@ -16,7 +16,8 @@ import torch
 
 import akp.runner
 from akp.experiment import load_preset
-from akp.jobs import FINAL_STATES, JobError, JobManager, QueueFullError, QuotaError, worker_threads
+from akp.jobs import JobError, JobManager, JobSnapshot, QueueFullError, QuotaError, worker_threads
+from akp.runs import CANCELLED, FINAL_STATES, INTERRUPTED, QUEUED, RunRecord
 from akp.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def gate(monkeypatch):
 def assert_matches_store(store: RunStore, snaps: list[dict]) -> None:
     for s in snaps:
         run = store.run(s["run_id"])
-        assert s["state"] == run["state"], s["run_id"]
+        assert {k: s[k] for k in run} == run, s["run_id"]  # a snapshot extends the store's record
         metrics = store.metrics(s["run_id"])
         assert s["epochs_done"] == run["epochs_done"] == len(metrics)
         assert s["metrics"] == (metrics[-1] if metrics else None)
@@ -306,6 +307,105 @@ def test_status_is_a_copy_and_final_states_are_known(store):
     assert "done" in FINAL_STATES and "interrupted" in FINAL_STATES
 
 
+def test_snapshots_extend_the_run_record_with_the_same_types(store):
+    eid = store.create_experiment(tiny_spec(epochs=1, seeds=(0, 1)))
+    with JobManager(store) as manager:
+        (first, _) = manager.submit(eid)
+        assert manager.wait(eid, timeout=60)
+        managed = manager.status(eid)
+    unmanaged = JobManager(store)
+    try:
+        from_store = unmanaged.status(eid)
+    finally:
+        unmanaged.shutdown()
+    keys = set(RunRecord.__annotations__)
+    assert set(JobSnapshot.__annotations__) == keys | {
+        "epoch", "epochs", "batch", "n_batches", "metrics", "queue_position", "owner", "vectorized", "managed"}
+    for snaps, is_managed in ((managed, True), (from_store, False)):
+        for s in snaps:
+            assert set(s) == set(JobSnapshot.__annotations__)
+            assert s["managed"] is is_managed and s["vectorized"] is False
+            assert type(s["epoch"]) is int and type(s["epochs_done"]) is int and type(s["seed"]) is int
+            assert s["test_acc"] == s["metrics"]["test_acc"] and s["gap"] == s["metrics"]["gap"]
+        assert_matches_store(store, snaps)
+    assert [s["epoch"] for s in managed] == [s["epoch"] for s in from_store] == [0, 0]
+
+
+class _BlockingStore(RunStore):
+    """A store whose chosen write waits until the test lets it go, to catch a manager holding its lock meanwhile."""
+
+    block: str = ""  # the method to hold: "set_state" or "reset_run"
+
+    def __init__(self, home) -> None:
+        super().__init__(home)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def _hold(self, method: str) -> None:
+        if method == self.block:
+            self.entered.set()
+            assert self.release.wait(60), "the test never released the write"
+
+    def set_state(self, run_id, state, *, error=None):
+        if state in (CANCELLED, INTERRUPTED):
+            self._hold("set_state")
+        return super().set_state(run_id, state, error=error)
+
+    def reset_run(self, run_id, state=QUEUED):
+        self._hold("reset_run")
+        return super().reset_run(run_id, state)
+
+
+def _returns_while_blocked(store: _BlockingStore, action, check) -> list[dict]:
+    """Run ``action`` in a thread until it is inside the slow write, then ``check()`` must still return."""
+    worker = threading.Thread(target=action, daemon=True)
+    worker.start()
+    try:
+        assert store.entered.wait(60), "the action never reached the store write"
+        answered = threading.Event()
+        result: list = []
+
+        def ask() -> None:
+            result.append(check())
+            answered.set()
+
+        threading.Thread(target=ask, daemon=True).start()
+        assert answered.wait(60), "status() waited for another thread's store write"
+        assert worker.is_alive()  # the write was still in progress while status() answered
+        return result[0]
+    finally:
+        store.release.set()
+        worker.join(60)
+
+
+@pytest.mark.parametrize("write", ["set_state", "reset_run"])
+def test_a_slow_store_write_does_not_block_status(tmp_path, gate, write):
+    store = _BlockingStore(tmp_path / "home")
+    eid = store.create_experiment(tiny_spec(epochs=1, seeds=(0, 1)))
+    first, second = (r["run_id"] for r in store.runs(eid))
+    manager = JobManager(store, max_workers=1)
+    try:
+        if write == "set_state":  # cancel() writes the queued run's new state
+            manager.submit(eid)
+            store.block = "set_state"
+            snaps = _returns_while_blocked(store, lambda: manager.cancel(second), lambda: manager.status(eid))
+            assert [s["state"] for s in snaps] == ["running", "cancelled"]
+        else:  # resume() resets the runs it takes
+            store.set_state(first, INTERRUPTED)
+            store.set_state(second, INTERRUPTED)
+            store.block = "reset_run"
+            snaps = _returns_while_blocked(store, lambda: manager.resume(eid), lambda: manager.status())
+            assert [s["state"] for s in snaps] == ["queued", "queued"]  # counted against the queue at once
+        gate.set()
+        assert manager.wait(eid, timeout=60)
+    finally:
+        gate.set()
+        store.release.set()
+        manager.shutdown()
+    states = [r["state"] for r in store.runs(eid)]
+    assert states == (["done", "cancelled"] if write == "set_state" else ["done", "done"])
+
+
 def test_finished_runs_get_their_embedding_view_cached(tmp_path, monkeypatch):
     import akp.projection as projection
 
@@ -319,7 +419,7 @@ def test_finished_runs_get_their_embedding_view_cached(tmp_path, monkeypatch):
     cached = list(store.cache_dir("umap").glob("*.npy"))
     assert len(cached) == 1
     # The view is now served from the cache: no fit happens.
-    monkeypatch.setattr(projection, "_fit_umap", lambda *a, **k: pytest.fail("the view refitted UMAP"))
+    monkeypatch.setattr("akp.projection.umap._fit_umap", lambda *a, **k: pytest.fail("the view refitted UMAP"))
     view = projection.run_embedding(store, run["run_id"])
     assert view.shape == (len(store.probe_labels(eid)), 2)
     assert np.array_equal(view, np.load(cached[0]))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from akp.experiment import load_preset
-from akp.store import RunStore, StoreError, atomic_save_npz
+from akp.paths import atomic_save_npz
+from akp.store import RunStore, StoreError
 from akp.train import RunResult
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from akp.data import synthetic_dataset
+from akp.datasets import synthetic_dataset
 from akp.experiment import ExperimentSpec, load_preset
 from akp.models import ModelSpec
 from akp.schedule import PRESETS, SwapEvent, SwapSchedule

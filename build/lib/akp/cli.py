@@ -1,0 +1,221 @@
+"""Command line: ``python -m akp experiment|list|show|verdict``, over the same run store as the app."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+from akp.datasets import SYNTHETIC_OPTIONS, DatasetError
+from akp.experiment import ExperimentError, load_spec, preset_names
+from akp.runs import ACTIVE_STATES, FAILED, RUNNING
+from akp.schedule import ScheduleError
+from akp.store import RunStore, StoreError
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*map(str, r)) for r in rows]
+    return "\n".join(lines)
+
+
+def summary_table(store: RunStore, experiment_id: str) -> str:
+    """Per condition: number of runs, states, and test accuracy (mean, min, max)."""
+    by_cond: dict[str, list[dict]] = defaultdict(list)
+    for run in store.runs(experiment_id):
+        by_cond[run["condition"]].append(run)
+    rows = []
+    for cond, runs in by_cond.items():
+        states = defaultdict(int)
+        for r in runs:
+            states[r["state"]] += 1
+        accs = [r["test_acc"] for r in runs if r["test_acc"] is not None]
+        acc = (f"{sum(accs) / len(accs):.3f} [{min(accs):.3f}, {max(accs):.3f}]" if accs else "-")
+        rows.append([cond, len(runs), ", ".join(f"{k} {v}" for k, v in sorted(states.items())), acc])
+    return _table(rows, ["condition", "runs", "states", "test acc mean [min, max]"])
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr: runs done, current run's epoch and batch."""
+
+    def __init__(self, total_runs: int, stream=sys.stderr) -> None:
+        self.total, self.done, self.stream = total_runs, 0, stream
+        self._last = 0.0
+
+    def update(self, label: str, epoch: int, epochs: int, batch: int, n_batches: int) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.2 and batch != n_batches:
+            return
+        self._last = now
+        frac = (self.done + (epoch + batch / n_batches) / epochs) / self.total
+        bar = "#" * int(30 * frac)
+        self.stream.write(f"\r[{bar:<30}] {100 * frac:5.1f}%  run {self.done + 1}/{self.total} {label} "
+                          f"epoch {epoch + 1}/{epochs}   ")
+        self.stream.flush()
+
+    def finish_run(self) -> None:
+        self.done += 1
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    spec = load_spec(args.preset_or_file)
+    if args.dataset:
+        # Synthetic-only options do not apply to a folder, an .npz file or a registered dataset.
+        spec.dataset = args.dataset
+        spec.dataset_options = {k: v for k, v in spec.dataset_options.items() if k not in SYNTHETIC_OPTIONS
+                                or k == "size"}
+    spec = spec.with_overrides(seeds=args.seeds, epochs=args.epochs)
+    store = RunStore(args.home)
+    experiment_id = store.create_experiment(spec)
+    print(f"experiment {experiment_id}: {spec.name}, {len(spec.conditions)} conditions x "
+          f"{len(spec.seeds)} seeds x {spec.epochs} epochs, store {store.home}", flush=True)
+    _run_all(store, experiment_id, quiet=args.quiet)
+    print(summary_table(store, experiment_id))
+    failed = [r for r in store.runs(experiment_id) if r["state"] == FAILED]
+    for r in failed:
+        print(f"run {r['run_id']} failed: {(r['error'] or '').splitlines()[0]}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run_all(store: RunStore, experiment_id: str, *, quiet: bool) -> None:
+    from akp.jobs import JobManager
+
+    runs = store.runs(experiment_id)
+    bar = None if quiet else ProgressBar(len(runs))
+    manager = JobManager(store, max_workers=1, cache_projections=False)
+    try:
+        manager.submit(experiment_id)
+        while not manager.wait(experiment_id, timeout=0.25):
+            if bar is not None:
+                snaps = manager.status(experiment_id)
+                bar.done = sum(1 for s in snaps if s["state"] not in ACTIVE_STATES)
+                running = [s for s in snaps if s["state"] == RUNNING]
+                if running:
+                    s = running[0]
+                    bar.update(f"{s['condition']} seed {s['seed']}", s["epoch"], s["epochs"],
+                               s["batch"], max(1, s["n_batches"]))
+    except KeyboardInterrupt:
+        manager.cancel(experiment_id)
+        raise
+    finally:
+        manager.shutdown(wait=True)
+        if bar is not None:
+            bar.close()
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = RunStore(args.home)
+    rows = [[e["id"], e["name"], time.strftime("%Y-%m-%d %H:%M", time.localtime(e["created"])), e["n_runs"],
+             ", ".join(f"{k} {v}" for k, v in sorted(e["states"].items()))] for e in store.experiments()]
+    if not rows:
+        print(f"no experiments in {store.home}; try: python -m akp experiment smoke")
+        return 0
+    print(_table(rows, ["id", "name", "created", "runs", "states"]))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = RunStore(args.home)
+    exp = store.experiment(args.experiment_id)
+    spec = store.spec(args.experiment_id)
+    print(f"experiment {exp['id']}: {exp['name']} (dataset {spec.dataset}, {spec.epochs} epochs, "
+          f"seeds {spec.seeds})")
+    print(summary_table(store, args.experiment_id))
+    print()
+    rows = [[r["run_id"], r["condition"], r["seed"], r["state"], r["epochs_done"],
+             "-" if r["test_acc"] is None else f"{r['test_acc']:.3f}",
+             "-" if r["gap"] is None else f"{r['gap']:+.3f}"] for r in store.runs(args.experiment_id)]
+    print(_table(rows, ["run", "condition", "seed", "state", "epochs", "test acc", "gap"]))
+    return 0
+
+
+def cmd_verdict(args: argparse.Namespace) -> int:
+    from akp.analysis import akp_test  # lazy: the other commands do not need the analysis stack
+
+    store = RunStore(args.home)
+    allowed = store.spec(args.experiment_id).capture_layers
+    if args.layer not in allowed:
+        raise ValueError(f"layer: {args.layer!r} was not captured in this experiment; allowed: {', '.join(allowed)}")
+    result = akp_test(store, args.experiment_id, layer=args.layer, epoch=args.epoch, threshold=args.threshold,
+                      distance=args.distance, debiased=args.debiased, permutations=args.permutations,
+                      seed=args.seed)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    counts = {f: result.families.count(f) for f in ("happy", "unhappy")}
+    threshold = "-" if result.threshold is None else f"{result.threshold:.3f}"
+    print(f"experiment {args.experiment_id}, layer {args.layer}, distance {args.distance}"
+          f"{', debiased' if args.debiased else ''}: happy {counts['happy']}, unhappy {counts['unhappy']} "
+          f"(rule {result.rule}, threshold {threshold})")
+    if result.dispersion:
+        rows = [[f, counts[f], f"{result.dispersion[f]:.4f}"] for f in ("happy", "unhappy")]
+        print(_table(rows, ["family", "runs", "mean distance to centre"]))
+    if result.test is not None:
+        low, high = result.difference_ci or (float("nan"), float("nan"))
+        print(f"PERMDISP F = {result.test.statistic:.3f}, p = {result.test.p_value:.3g} "
+              f"({result.test.permutations} permutations); unhappy - happy = "
+              f"{result.dispersion_difference:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}]")
+    for e in result.excluded:
+        print(f"excluded {e['run_id']}: {e['reason']}")
+    print(f"verdict: {result.verdict}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="akp", description="AKP Lab command line (also: python -m akp).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    home_help = "run store directory (default: $AKP_HOME or ./akp-data)"
+
+    p = sub.add_parser("experiment", help="run an experiment headless and print a summary")
+    p.add_argument("preset_or_file", help=f"a preset ({', '.join(preset_names())}) or a spec JSON file")
+    p.add_argument("--seeds", type=int, help="number of seeds (overrides the spec: seeds 0..N-1)")
+    p.add_argument("--epochs", type=int, help="training budget in epochs (overrides the spec)")
+    p.add_argument("--dataset", help="image folder, MedMNIST .npz or registered dataset id (overrides the spec)")
+    p.add_argument("--home", help=home_help)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("list", help="list the experiments in the store")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("verdict", help="test the Anna Karenina Principle on an experiment's finished runs")
+    p.add_argument("experiment_id")
+    p.add_argument("--layer", default="embedding", help="captured layer to compare (default: embedding)")
+    p.add_argument("--epoch", type=int, help="captured epoch (default: the last one all runs share)")
+    p.add_argument("--threshold", type=float, help="happy if test accuracy >= this (default: largest gap)")
+    p.add_argument("--distance", choices=["1-cka", "angular"], default="1-cka")
+    p.add_argument("--debiased", action="store_true", help="debiased CKA (Song et al. 2012)")
+    p.add_argument("--permutations", type=int, default=999)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=cmd_verdict)
+
+    p = sub.add_parser("show", help="show one experiment's runs")
+    p.add_argument("experiment_id")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for bad input, with the validation message)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ExperimentError, ScheduleError, StoreError, DatasetError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: unfinished runs are marked cancelled", file=sys.stderr)
+        return 130

@@ -1,0 +1,283 @@
+"""Swap schedules: when a run's activation and loss functions are hot-swapped.
+
+A :class:`SwapSchedule` holds the starting activation and loss and an ordered
+list of :class:`SwapEvent`. An event at epoch ``e`` (0-based) applies at the
+start of that epoch, so epoch ``e`` itself is trained with the new functions.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from akp.errors import AKPError
+from akp.swaps import ACTIVATIONS, LOSSES
+
+
+class ScheduleError(AKPError):
+    """A swap schedule is invalid; the message names the field and what is allowed."""
+
+
+def _allowed(registry: dict) -> str:
+    return ", ".join(sorted(registry))
+
+
+def _check_function(value: Any, registry: dict, field_name: str, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or value not in registry:
+        raise ScheduleError.at(
+            f"{field_name}: unknown function {value!r}; allowed", f"{_allowed(registry)}"
+        )
+
+
+@dataclass(frozen=True)
+class SwapEvent:
+    """At ``epoch`` the activation and/or the loss becomes another one.
+
+    Parameters
+    ----------
+    epoch : int
+        0-based epoch at whose start the swap applies.
+    activation : str or None
+        New activation, or None to keep the current one.
+    loss : str or None
+        New loss, or None to keep the current one.
+    """
+
+    epoch: int
+    activation: str | None = None
+    loss: str | None = None
+
+    def validate(self, where: str = "event") -> None:
+        """Raise :class:`ScheduleError` if the event is malformed."""
+        if isinstance(self.epoch, bool) or not isinstance(self.epoch, int):
+            raise ScheduleError.at(
+                f"{where}.epoch", f"must be a non-negative integer, got {self.epoch!r}"
+            )
+        if self.epoch < 0:
+            raise ScheduleError.at(f"{where}.epoch", f"must be >= 0, got {self.epoch}")
+        if self.activation is None and self.loss is None:
+            raise ScheduleError.at(
+                where, "an event must change the activation or the loss (both are empty)"
+            )
+        _check_function(self.activation, ACTIVATIONS, f"{where}.activation", optional=True)
+        _check_function(self.loss, LOSSES, f"{where}.loss", optional=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {"epoch": self.epoch, "activation": self.activation, "loss": self.loss}
+
+
+@dataclass(frozen=True)
+class SwapSchedule:
+    """An ordered list of swap events plus the starting activation and loss.
+
+    Parameters
+    ----------
+    name : str
+        Name of the condition this schedule defines (non-empty).
+    activation : str
+        Starting activation, a key of ``akp.swaps.ACTIVATIONS``.
+    loss : str
+        Starting loss, a key of ``akp.swaps.LOSSES``.
+    events : tuple of SwapEvent
+        Events in strictly increasing epoch order.
+
+    Raises
+    ------
+    ScheduleError
+        On construction, if any field is invalid.
+    """
+
+    name: str
+    activation: str = "relu"
+    loss: str = "cross_entropy"
+    events: tuple[SwapEvent, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        # Accept lists of events or dicts for convenience; store an immutable tuple.
+        events = tuple(
+            e if isinstance(e, SwapEvent) else _event_from_dict(e, f"events[{i}]")
+            for i, e in enumerate(self.events)
+        )
+        object.__setattr__(self, "events", events)
+        self.validate()
+
+    def validate(self, epochs: int | None = None) -> None:
+        """Check the schedule; with ``epochs``, also that events fit the training budget.
+
+        Raises
+        ------
+        ScheduleError
+            If a field is invalid.
+        """
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ScheduleError.at("name", "must be a non-empty string")
+        _check_function(self.activation, ACTIVATIONS, "activation", optional=False)
+        _check_function(self.loss, LOSSES, "loss", optional=False)
+        seen: set[int] = set()
+        previous = -1
+        for i, event in enumerate(self.events):
+            event.validate(f"events[{i}]")
+            if event.epoch in seen:
+                raise ScheduleError.at(
+                    f"events[{i}].epoch", f"duplicate epoch {event.epoch}; "
+                    "merge both changes into one event"
+                )
+            if event.epoch < previous:
+                raise ScheduleError.at(
+                    f"events[{i}].epoch", f"events must be in increasing epoch order "
+                    f"({event.epoch} after {previous})"
+                )
+            seen.add(event.epoch)
+            previous = event.epoch
+            if epochs is not None and event.epoch >= epochs:
+                raise ScheduleError.at(
+                    f"events[{i}].epoch", f"{event.epoch} is past the training budget; "
+                    f"allowed: 0 to {epochs - 1} for {epochs} epochs"
+                )
+
+    def active_at(self, epoch: int) -> tuple[str, str]:
+        """Return the (activation, loss) in force during ``epoch``."""
+        activation, loss = self.activation, self.loss
+        for event in self.events:
+            if event.epoch > epoch:
+                break
+            activation = event.activation or activation
+            loss = event.loss or loss
+        return activation, loss
+
+    def event_at(self, epoch: int) -> SwapEvent | None:
+        """Return the event that applies at the start of ``epoch``, if any."""
+        return next((e for e in self.events if e.epoch == epoch), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "name": self.name,
+            "activation": self.activation,
+            "loss": self.loss,
+            "events": [e.to_dict() for e in self.events],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "SwapSchedule":
+        """Build a schedule from :meth:`to_dict` output.
+
+        Raises
+        ------
+        ScheduleError
+            If ``data`` is not a dict with valid fields.
+        """
+        if not isinstance(data, dict):
+            raise ScheduleError.at("schedule", f"must be a JSON object, got {type(data).__name__}")
+        unknown = set(data) - {"name", "activation", "loss", "events"}
+        if unknown:
+            raise ScheduleError.at(
+                "schedule", f"unknown field(s) {sorted(unknown)}; allowed: name, activation, loss, events"
+            )
+        events = data.get("events", [])
+        if not isinstance(events, list):
+            raise ScheduleError.at("events", "must be a list of {epoch, activation, loss} objects")
+        return cls(
+            name=data.get("name", ""),
+            activation=data.get("activation", "relu"),
+            loss=data.get("loss", "cross_entropy"),
+            events=tuple(_event_from_dict(e, f"events[{i}]") for i, e in enumerate(events)),
+        )
+
+    def to_json(self) -> str:
+        """Serialize to a JSON string."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SwapSchedule":
+        """Parse a schedule from JSON text.
+
+        Raises
+        ------
+        ScheduleError
+            If the text is not valid JSON or the schedule is invalid.
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ScheduleError.at("schedule", f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return cls.from_dict(data)
+
+    def renamed(self, name: str) -> "SwapSchedule":
+        """Return a copy with another name."""
+        return SwapSchedule(name, self.activation, self.loss, self.events)
+
+
+def _event_from_dict(data: Any, where: str) -> SwapEvent:
+    if not isinstance(data, dict):
+        raise ScheduleError.at(where, "must be an object with epoch, activation, loss")
+    unknown = set(data) - {"epoch", "activation", "loss"}
+    if unknown:
+        raise ScheduleError.at(where, f"unknown field(s) {sorted(unknown)}; allowed: epoch, activation, loss")
+    if "epoch" not in data:
+        raise ScheduleError.at(f"{where}.epoch", "missing; must be a non-negative integer")
+    event = SwapEvent(int_or_raw(data["epoch"]), data.get("activation") or None, data.get("loss") or None)
+    event.validate(where)
+    return event
+
+
+def int_or_raw(value: Any) -> Any:
+    """Turn integral floats (e.g. 3.0 from a table editor) into ints; leave the rest for validation."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def random_stress(
+    epochs: int = 8, *, n_events: int = 3, seed: int = 0, name: str = "random-stress"
+) -> SwapSchedule:
+    """A reproducible random schedule of activation and loss swaps.
+
+    Parameters
+    ----------
+    epochs : int
+        Training budget; events fall in epochs 1 .. epochs-1.
+    n_events : int
+        Number of swap events (capped at epochs - 1).
+    seed : int
+        Seed of the random choices: the same seed gives the same schedule.
+    name : str
+        Name of the schedule.
+
+    Returns
+    -------
+    SwapSchedule
+    """
+    rng = random.Random(seed)
+    n = max(0, min(n_events, epochs - 1))
+    epochs_chosen = sorted(rng.sample(range(1, epochs), n)) if n else []
+    acts = sorted(ACTIVATIONS)
+    losses = sorted(LOSSES)
+    events = []
+    for epoch in epochs_chosen:
+        activation = rng.choice(acts)
+        loss = rng.choice(losses) if rng.random() < 0.5 else None
+        events.append(SwapEvent(epoch, activation, loss))
+    return SwapSchedule(name, "relu", "cross_entropy", tuple(events))
+
+
+PRESETS: dict[str, SwapSchedule] = {
+    "steady": SwapSchedule("steady", "relu", "cross_entropy"),
+    "single-swap": SwapSchedule("single-swap", "relu", "cross_entropy", (SwapEvent(2, activation="tanh"),)),
+    "alternating": SwapSchedule(
+        "alternating",
+        "relu",
+        "cross_entropy",
+        (SwapEvent(1, activation="sigmoid"), SwapEvent(2, activation="relu"),
+         SwapEvent(3, activation="sigmoid"), SwapEvent(4, activation="relu"),
+         SwapEvent(5, activation="sigmoid")),
+    ),
+    "loss-shock": SwapSchedule(
+        "loss-shock", "relu", "cross_entropy", (SwapEvent(2, loss="mse"), SwapEvent(4, loss="cross_entropy"))
+    ),
+    "random-stress": random_stress(8, n_events=3, seed=0),
+}

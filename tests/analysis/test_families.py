@@ -1,0 +1,70 @@
+"""Tests for akp.analysis.families: happy and unhappy families from outcomes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from analysis_fakes import FakeStore, run
+
+from akp import analysis as A
+from akp.analysis import AnalysisError, akp_test, label_families, label_runs
+
+
+def test_label_families_splits_at_largest_gap():
+    accs = [0.91, 0.55, 0.93, 0.50, 0.89, 0.52]
+    assert A.largest_gap_threshold(accs) == pytest.approx((0.55 + 0.89) / 2)
+    assert label_families(accs) == ["happy", "unhappy", "happy", "unhappy", "happy", "unhappy"]
+
+
+def test_label_families_with_threshold_ties_and_degenerate_input():
+    assert label_families([0.7, 0.8, 0.9], threshold=0.8) == ["unhappy", "happy", "happy"]
+    assert label_families([0.5, 0.5, 0.5]) == ["happy"] * 3  # no gap: no split
+    assert label_families([0.6, None, float("nan")], threshold=0.5) == ["happy", "unhappy", "unhappy"]
+    # Equal gaps: the split goes between the higher values.
+    assert label_families([0.1, 0.2, 0.3]) == ["unhappy", "unhappy", "happy"]
+    with pytest.raises(AnalysisError, match="threshold"):
+        label_families([0.5], threshold=float("inf"))
+
+
+def test_label_runs_diverged_unhappy_unfinished_excluded():
+    runs = [run("a", 0.9), run("b", 0.92), run("c", 0.5), run("d", 0.95, state="diverged"),
+            run("e", None, state="queued"), run("f", 0.4, state="cancelled"), run("g", None, state="diverged")]
+    fam = label_runs(runs)
+    assert fam.run_ids == ["a", "b", "c", "d", "g"]
+    assert fam.families == ["happy", "happy", "unhappy", "unhappy", "unhappy"]
+    assert fam.threshold == pytest.approx((0.5 + 0.9) / 2)  # diverged runs do not move the split
+    assert [e["run_id"] for e in fam.excluded] == ["e", "f"]
+    assert "queued" in fam.excluded[0]["reason"]
+    assert fam.records[2]["family"] == "unhappy"
+    assert fam.counts() == {"happy": 2, "unhappy": 3}
+    json.dumps(fam.to_dict(), allow_nan=False)
+    # label_families on run records: aligned with the input, None for excluded runs.
+    assert label_families(runs) == ["happy", "happy", "unhappy", "unhappy", None, None, "unhappy"]
+
+
+def test_label_runs_gap_rule():
+    runs = [run("a", 0.9, gap=0.02), run("b", 0.8, gap=0.3), run("c", 0.5, gap=0.0), run("d", 0.85, gap=0.05)]
+    fam = label_runs(runs, rule="gap", max_gap=0.1)
+    assert fam.families == ["happy", "unhappy", "happy", "happy"]
+    fam = label_runs(runs, rule="gap", max_gap=0.1, threshold=0.6)  # and above chance
+    assert fam.families == ["happy", "unhappy", "unhappy", "happy"]
+    assert label_runs(runs, rule="gap").max_gap == 0.1
+    with pytest.raises(AnalysisError, match="rule"):
+        label_runs(runs, rule="vibes")
+    with pytest.raises(AnalysisError, match="max_gap"):
+        label_runs(runs, rule="gap", max_gap=-1)
+    with pytest.raises(AnalysisError, match="run_id"):
+        label_runs([{"state": "done"}])
+
+
+def test_automatic_split_needs_a_real_gap():
+    close = [0.91, 0.92, 0.93, 0.925]
+    assert A.largest_gap_threshold(close) is None  # differences of noise, not of generalization
+    assert label_families(close) == ["happy"] * 4
+    assert A.largest_gap_threshold(close, min_gap=0.0) == pytest.approx(0.915)
+    assert A.largest_gap_threshold([0.5, 0.56, 0.9]) == pytest.approx(0.73)
+    res = akp_test(FakeStore([run(f"r{i}", a) for i, a in enumerate(close)],
+                             {(f"r{i}", "embedding", 0): np.random.default_rng(i).random((16, 3))
+                              for i in range(4)}), "e", layer="embedding")
+    assert res.verdict_code == "one_family"
