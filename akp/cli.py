@@ -138,35 +138,56 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_verdict(args: argparse.Namespace) -> int:
-    from akp.analysis import akp_test  # lazy: the other commands do not need the analysis stack
+    from akp.analysis import akp_test, sensitivity_table  # lazy: the other commands do not need the analysis stack
+    from akp.analysis.report import verdict_report
 
     store = RunStore(args.home)
-    allowed = store.spec(args.experiment_id).capture_layers
-    if args.layer not in allowed:
-        raise ValueError(f"layer: {args.layer!r} was not captured in this experiment; allowed: {', '.join(allowed)}")
-    result = akp_test(store, args.experiment_id, layer=args.layer, epoch=args.epoch, threshold=args.threshold,
+    spec = store.spec(args.experiment_id)
+    allowed = spec.capture_layers
+    layer = args.layer or getattr(spec, "primary_layer", None) or "embedding"
+    if layer not in allowed:
+        raise ValueError(f"layer: {layer!r} was not captured in this experiment; allowed: {', '.join(allowed)}")
+    result = akp_test(store, args.experiment_id, layer=layer, epoch=args.epoch, threshold=args.threshold,
                       distance=args.distance, debiased=args.debiased, permutations=args.permutations,
                       seed=args.seed)
+    exploratory = [] if args.no_exploratory else sensitivity_table(
+        store, args.experiment_id, layers=allowed, primary_layer=layer, permutations=args.permutations,
+        seed=args.seed, threshold=args.threshold)
+    report = verdict_report(result, exploratory)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(report, indent=2))
         return 0
-    counts = {f: result.families.count(f) for f in ("happy", "unhappy")}
-    threshold = "-" if result.threshold is None else f"{result.threshold:.3f}"
-    print(f"experiment {args.experiment_id}, layer {args.layer}, distance {args.distance}"
-          f"{', debiased' if args.debiased else ''}: happy {counts['happy']}, unhappy {counts['unhappy']} "
-          f"(rule {result.rule}, threshold {threshold})")
-    if result.dispersion:
-        rows = [[f, counts[f], f"{result.dispersion[f]:.4f}"] for f in ("happy", "unhappy")]
-        print(_table(rows, ["family", "runs", "mean distance to centre"]))
-    if result.test is not None:
-        low, high = result.difference_ci or (float("nan"), float("nan"))
-        print(f"PERMDISP F = {result.test.statistic:.3f}, p = {result.test.p_value:.3g} "
-              f"({result.test.permutations} permutations); unhappy - happy = "
-              f"{result.dispersion_difference:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}]")
-    for e in result.excluded:
-        print(f"excluded {e['run_id']}: {e['reason']}")
-    print(f"verdict: {result.verdict}")
+    _print_verdict(args.experiment_id, report)
     return 0
+
+
+def _print_verdict(experiment_id: str, r: dict) -> None:
+    counts = r["family_counts"]
+    threshold = "-" if r["threshold"] is None else f"{r['threshold']:.3f}"
+    print(f"experiment {experiment_id}, primary layer {r['primary_layer']}, distance {r['distance']}"
+          f"{', debiased' if r['debiased'] else ''}: happy {counts['happy']}, unhappy {counts['unhappy']} runs "
+          f"(rule {r['rule']}, threshold {threshold} from {r['threshold_source']}); unit: {r['unit']}")
+    if r["dispersion"]:
+        rows = [[f, f"{r['dispersion'][f]:.4f}"] for f in ("happy", "unhappy")]
+        print(_table(rows, ["family", f"mean distance to centre ({r['unit']}s)"]))
+        low, high = r["difference_ci"] or (float("nan"), float("nan"))
+        print(f"unhappy - happy = {r['dispersion_difference']:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}]; "
+              f"one-sided p = {r['p_value']:.3g} (principle), {r['p_anti']:.3g} (reverse), "
+              f"{r['permutations']} {'labellings (exact)' if r['exact'] else 'permutations'}")
+    if r["exploratory"]:
+        rows = [[e["layer"], e["measure"], e["verdict_code"], _p(e["p_value"]), _p(e["p_holm"]), _p(e["p_anti_holm"])]
+                for e in r["exploratory"]]
+        print("exploratory (Holm-adjusted over these rows):")
+        print(_table(rows, ["layer", "measure", "verdict", "p", "p Holm", "p reverse Holm"]))
+    for e in r["excluded"]:
+        print(f"excluded {e['run_id']}: {e['reason']}")
+    for c in r["caveats"]:
+        print(f"caveat: {c}")
+    print(f"verdict: {r['verdict']}")
+
+
+def _p(p: float | None) -> str:
+    return "-" if p is None else f"{p:.3g}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,14 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verdict", help="test the Anna Karenina Principle on an experiment's finished runs")
     p.add_argument("experiment_id")
-    p.add_argument("--layer", default="embedding", help="captured layer to compare (default: embedding)")
+    p.add_argument("--layer", help="captured layer to compare (default: the spec's primary layer)")
     p.add_argument("--epoch", type=int, help="captured epoch (default: the last one all runs share)")
-    p.add_argument("--threshold", type=float, help="happy if test accuracy >= this (default: largest gap)")
+    p.add_argument("--threshold", type=float,
+                   help="happy if test accuracy >= this (default: the spec's family rule; else the largest gap)")
     p.add_argument("--distance", choices=["1-cka", "angular"], default="1-cka")
     p.add_argument("--debiased", action="store_true", help="debiased CKA (Song et al. 2012)")
     p.add_argument("--permutations", type=int, default=999)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--no-exploratory", action="store_true", help="skip the exploratory layers and measures")
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=cmd_verdict)
 

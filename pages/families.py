@@ -137,22 +137,29 @@ base = ui.slug(f"{experiment_id}-{layer}-{'final' if epoch is None else f'e{epoc
 
 # -- verdict ---------------------------------------------------------------------------------------------
 st.header("Verdict")
-show = {"supported": st.success, "not_supported": st.warning}.get(result.verdict_code, st.info)
+show = {"supported": st.success, "reversed": st.warning, "no_difference": st.info}.get(result.verdict_code, st.info)
 show(result.verdict)
-test = result.test
+for caveat in result.caveats:
+    st.caption(f"Caveat: {caveat}")
+test, primary = result.test, result.primary
+unit_label = {"condition": "routes", "run": "runs"}.get(result.unit or "", "units")
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("PERMDISP F", "—" if test is None else f"{test.statistic:.3f}",
-          help="One-way ANOVA F of the runs' distances to their family centre (Anderson 2006).")
-m2.metric("p-value", "—" if test is None else f"{test.p_value:.3g}",
-          help=f"Share of {permutations} family shuffles with an F at least as large (plus one).")
-m3.metric("Happy dispersion", f"{result.dispersion['happy']:.3f}" if "happy" in result.dispersion else "—")
-m4.metric("Unhappy dispersion", f"{result.dispersion['unhappy']:.3f}" if "unhappy" in result.dispersion else "—")
+m1.metric("p (principle)", "—" if primary is None else f"{primary.p_akp:.3g}",
+          help="One-sided: share of family relabellings in which the unhappy family is at least this much more "
+               "dispersed than the happy one.")
+m2.metric("p (reverse, anti-AKP)", "—" if primary is None else f"{primary.p_anti:.3g}",
+          help="One-sided: the same for the happy family being the more dispersed.")
+m3.metric(f"Happy dispersion ({unit_label})", f"{result.dispersion['happy']:.3f}" if "happy" in result.dispersion
+          else "—")
+m4.metric(f"Unhappy dispersion ({unit_label})", f"{result.dispersion['unhappy']:.3f}"
+          if "unhappy" in result.dispersion else "—")
 if result.dispersion_difference is not None:
     ci = result.difference_ci
     st.caption(f"Unhappy − happy dispersion: {result.dispersion_difference:.3f}"
                + (f" (bootstrap 95% interval {ci[0]:.3f} to {ci[1]:.3f})" if ci else "")
-               + f". Layer {layer}, distance {dist_label}, {kind}, {len(result.run_ids)} runs, "
-               f"{test.permutations} permutations.")
+               + f". Unit: {unit_label}. Layer {layer}, distance {dist_label}, {kind}, {len(result.run_ids)} runs, "
+               f"{primary.permutations} {'labellings, all enumerated' if primary.exact else 'random labellings'}. "
+               f"Two-sided PERMDISP of the runs: F = {test.statistic:.3f}, p = {test.p_value:.3g}.")
 counts = {f: result.families.count(f) for f in analysis.FAMILIES}
 rule_text = (f"test accuracy ≥ {result.threshold:.3f}" if result.threshold is not None else "all runs (no split)")
 if result.rule == "gap":

@@ -67,14 +67,35 @@ def test_verdict_prints_the_families_test_and_verdict(smoke3_store, capsys):
     store, eid = smoke3_store
     assert main(["verdict", eid, "--home", str(store.home), "--permutations", "99"]) == 0
     out = capsys.readouterr().out
-    expected = akp_test(store, eid, layer="embedding", permutations=99)
+    expected = akp_test(store, eid, permutations=99)
     assert f"verdict: {expected.verdict}" in out
-    assert f"happy {expected.families.count('happy')}, unhappy {expected.families.count('unhappy')}" in out
-    if expected.test is not None:
-        assert f"p = {expected.test.p_value:.3g}" in out
+    assert f"happy {expected.families.count('happy')}, unhappy {expected.families.count('unhappy')} runs" in out
+    assert "exploratory (Holm-adjusted over these rows):" in out
+
+
+def test_verdict_json_is_one_object_with_the_contract_keys(smoke3_store, capsys):
+    from akp.analysis.report import REPORT_KEYS
+
+    store, eid = smoke3_store
     assert main(["verdict", eid, "--home", str(store.home), "--json", "--permutations", "99"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["verdict"] == expected.verdict and len(data["run_ids"]) == 6
+    for key in ("verdict_code", "verdict", "primary_layer", "threshold", "threshold_source", "unit",
+                "family_counts", "dispersion", "p_value", "exploratory", "runs"):
+        assert key in data
+    assert set(REPORT_KEYS) <= set(data)
+    assert data["primary_layer"] == "embedding" and data["unit"] in ("run", "condition")
+    assert data["threshold_source"] in ("spec", "largest_gap", "option")
+    assert sum(data["family_counts"].values()) == len(data["runs"]) - sum(r["collapsed"] for r in data["runs"])
+    for run in data["runs"]:
+        assert {"run_id", "condition", "seed", "family", "test_acc", "effective_rank", "total_variance",
+                "collapsed"} <= set(run)
+    # Every other captured layer x 3 measures, less the primary (embedding, 1-cka), each with its Holm p.
+    assert len(data["exploratory"]) == 4 * 3 - 1
+    assert all({"layer", "measure", "p_value", "p_holm"} <= set(e) for e in data["exploratory"])
+    assert main(["verdict", eid, "--home", str(store.home), "--json", "--threshold", "0.6",
+                 "--no-exploratory", "--permutations", "9"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["threshold_source"] == "option" and data["threshold"] == 0.6 and data["exploratory"] == []
 
 
 def test_verdict_bad_input_exits_2_with_the_allowed_values(smoke_store, capsys):

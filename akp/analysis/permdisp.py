@@ -26,6 +26,7 @@ __all__ = [
 
 DISTANCES = ("1-cka", "angular")
 CENTERS = ("centroid", "median")
+PERMUTE = ("labels", "residuals")
 # Random permutations are drawn in chunks of this many, to bound memory.
 _CHUNK = 4096
 # Relative tolerance under which a permuted F counts as a tie with the observed one.
@@ -41,7 +42,8 @@ class PermdispResult:
     statistic : float
         One-way ANOVA F of the distances to group centres.
     p_value : float
-        ``(#{F_perm >= F} + 1) / (permutations + 1)``.
+        ``(#{F_perm >= F} + 1) / (permutations + 1)``, or ``#{F >= F_obs} / #labellings``
+        when every labelling was enumerated.
     permutations : int
     groups : list
         Group labels in order of first appearance.
@@ -187,17 +189,89 @@ def _ties(f: np.ndarray, f_obs: float) -> int:
     return int((f >= f_obs * (1 - _TIE)).sum()) if math.isfinite(f_obs) else int(np.isinf(f).sum())
 
 
-def _permutation_count(
-    resid: np.ndarray, index: np.ndarray, onehot: np.ndarray, f_obs: float, permutations: int, seed: int
-) -> tuple[int, int]:
-    """(#{F_perm >= F_obs}, permutations done): every labelling when they are few, else random draws."""
-    n, g = onehot.shape
+def gower_centred(d: np.ndarray) -> np.ndarray:
+    """Gower's centred matrix ``B = -1/2 H D^2 H``: inner products in principal coordinates.
+
+    Its positive eigen-part is the real axes and its negative part the imaginary
+    ones, so squared distances to a centroid computed from ``B`` already have
+    the imaginary contribution subtracted (as in vegan's ``betadisper``).
+    """
+    n = d.shape[0]
+    h = np.eye(n) - 1.0 / n
+    b = h @ (-0.5 * d * d) @ h
+    return (b + b.T) / 2.0
+
+
+def centroid_distances(b: np.ndarray, onehot: np.ndarray, *, bias_adjust: bool) -> np.ndarray:
+    """Each item's distance to its group centroid, for one or many labellings at once.
+
+    Parameters
+    ----------
+    b : ndarray of shape (n, n)
+        :func:`gower_centred` matrix.
+    onehot : ndarray of shape (n, g) or (k, n, g)
+        Group membership; every group needs at least one item (two with ``bias_adjust``).
+    bias_adjust : bool
+        Multiply by ``sqrt(n_g / (n_g - 1))`` (vegan's ``bias.adjust``): the mean
+        distance to a centroid estimated from ``n_g`` items shrinks with ``n_g``,
+        which makes a smaller group look less dispersed without this.
+
+    Returns
+    -------
+    ndarray of shape (n,) or (k, n)
+        ``sqrt(|B_ii - 2 (B O)_ig / n_g + (O^T B O)_gg / n_g^2|)`` for the item's group g.
+    """
+    single = onehot.ndim == 2
+    o = onehot[None] if single else onehot
+    counts = o.sum(axis=1)  # (k, g)
+    bo = np.einsum("ij,kjg->kig", b, o)
+    cc = np.einsum("kig,kig->kg", o, bo) / counts**2
+    sq = np.diag(b)[None, :, None] - 2.0 * bo / counts[:, None, :] + cc[:, None, :]
+    z = np.sqrt(np.abs((sq * o).sum(axis=2)))
+    if bias_adjust:
+        z = z * (o * np.sqrt(counts / np.maximum(counts - 1.0, 1.0))[:, None, :]).sum(axis=2)
+    return z[0] if single else z
+
+
+def random_labellings(index: np.ndarray, g: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` random relabellings (group sizes kept) as one-hot arrays (k, n, g)."""
+    n = len(index)
+    perm = rng.permuted(np.tile(index, (k, 1)), axis=1)
+    out = np.zeros((k, n, g))
+    np.put_along_axis(out, perm[:, :, None], 1.0, axis=2)
+    return out
+
+
+def labellings(index: np.ndarray, g: int, permutations: int, seed: int) -> tuple[np.ndarray, bool]:
+    """(labellings (k, n, g), exact): all distinct ones when they are at most ``permutations``, else random.
+
+    Exact enumeration includes the observed labelling, so its p-value is
+    ``#{T >= T_obs} / k``; random draws give ``(#{T_perm >= T_obs} + 1) / (k + 1)``.
+    """
     exact = exact_labellings(index, g, permutations)
     if exact is not None:
-        # Few distinct labellings (small families): use them all instead of random draws, so p cannot
-        # fall below what the sample allows, 1 / (#labellings + 1).
+        return exact, True
+    return random_labellings(index, g, permutations, np.random.default_rng(seed)), False
+
+
+def _p_upper(t_perm: np.ndarray, t_obs: float, exact: bool) -> float:
+    """One-sided permutation p-value of ``t_obs`` against ``t_perm`` (larger is more extreme)."""
+    if math.isinf(t_obs):
+        hits = int(np.isinf(t_perm).sum())
+    else:
+        hits = int((t_perm >= t_obs - _TIE * max(1.0, abs(t_obs))).sum())
+    return hits / len(t_perm) if exact else (hits + 1) / (len(t_perm) + 1)
+
+
+def _residual_p(z: np.ndarray, index: np.ndarray, onehot: np.ndarray, f_obs: float, permutations: int,
+                seed: int) -> tuple[float, int]:
+    """vegan's scheme: permute the residuals ``z - group mean`` (kept for comparison with vegan/scikit-bio)."""
+    n, g = onehot.shape
+    resid = z - ((z @ onehot) / onehot.sum(axis=0))[index]
+    exact = exact_labellings(index, g, permutations)
+    if exact is not None:
         f_all = anova_f(resid[None, :].repeat(len(exact), 0), exact)
-        return _ties(f_all, f_obs), len(exact)
+        return (_ties(f_all, f_obs) + 1) / (len(exact) + 1), len(exact)
     rng = np.random.default_rng(seed)
     count = done = 0
     while done < permutations:
@@ -205,7 +279,16 @@ def _permutation_count(
         perm = rng.permuted(np.tile(np.arange(n), (k, 1)), axis=1)
         count += _ties(anova_f(resid[perm], onehot), f_obs)
         done += k
-    return count, permutations
+    return (count + 1) / (permutations + 1), permutations
+
+
+def _label_p(b: np.ndarray, index: np.ndarray, g: int, f_obs: float, permutations: int, seed: int,
+             bias_adjust: bool) -> tuple[float, int]:
+    """Permute the group labels and recompute centres, distances and F for each labelling."""
+    labs, exact = labellings(index, g, permutations, seed)
+    f_all = np.concatenate([anova_f(centroid_distances(b, chunk, bias_adjust=bias_adjust), chunk)
+                            for chunk in np.array_split(labs, max(1, len(labs) // 512))])
+    return _p_upper(f_all, f_obs, exact), len(labs)
 
 
 def permdisp(
@@ -215,15 +298,27 @@ def permdisp(
     permutations: int = 999,
     seed: int = 0,
     center: str = "centroid",
+    bias_adjust: bool = True,
+    permute: str = "labels",
 ) -> PermdispResult:
-    """Test of homogeneity of multivariate dispersions (PERMDISP, Anderson 2006).
+    """Test of homogeneity of multivariate dispersions (PERMDISP, Anderson 2006), calibrated by default.
 
     The distance matrix is embedded by principal coordinates (axes of negative
     eigenvalues are kept as imaginary: their squared contribution to a distance
     is subtracted, as in vegan's ``betadisper``); each item's distance to its
-    group's centre is computed; the statistic is the one-way ANOVA F of those
-    distances; its p-value comes from permuting the residuals (distances minus
-    their group mean) across items, ``(#{F_perm >= F} + 1) / (permutations + 1)``.
+    group's centre is computed (bias-adjusted by ``sqrt(n_g / (n_g - 1))`` by
+    default, as vegan's ``bias.adjust = TRUE``); the statistic is the one-way
+    ANOVA F of those distances.
+
+    The p-value comes, by default, from permuting the group *labels* and
+    recomputing the centres and distances for every labelling: under the null
+    hypothesis that the items are exchangeable between groups this is an exact
+    test at any group sizes (the permutation distribution is the null
+    distribution). vegan's ``permutest.betadisper`` instead permutes residuals
+    from the group means (Anderson 2006, sec. 2.3), which is only asymptotically
+    exact; simulated here it rejected 7-14 % of true nulls at a nominal 5 % with
+    3-20 runs per family, mostly saying the smaller family was less dispersed.
+    ``permute="residuals", bias_adjust=False`` reproduces vegan/scikit-bio.
 
     Parameters
     ----------
@@ -233,12 +328,18 @@ def permdisp(
     groups : sequence of hashable, length n
         Group label of each item; at least two groups, and more items than groups.
     permutations : int, default=999
-        Number of random permutations (>= 1).
+        Random labellings (>= 1); when there are fewer distinct labellings than
+        this, all of them are enumerated and the p-value is exact,
+        ``#{F >= F_obs} / #labellings``.
     seed : int, default=0
         Seed of the permutations (results are reproducible).
     center : {"centroid", "median"}, default="centroid"
-        Group centre: centroid, or spatial median (Weiszfeld iteration, on the
-        real and on the imaginary coordinates separately, as vegan does).
+        Group centre: centroid, or spatial median (Weiszfeld, on the real and
+        imaginary coordinates separately, as vegan does; permuted by residuals,
+        since recomputing medians per labelling is costly).
+    bias_adjust : bool, default=True
+        Small-sample adjustment of the distances to the centre.
+    permute : {"labels", "residuals"}, default="labels"
 
     Returns
     -------
@@ -248,7 +349,7 @@ def permdisp(
     ------
     AnalysisError
         Bad matrix, wrong number of labels, fewer than two groups, no residual
-        degrees of freedom, or bad ``permutations``/``center``.
+        degrees of freedom, or bad ``permutations``/``center``/``permute``.
     """
     d = check_distance_matrix(distances, name="distances", error=AnalysisError)
     n = d.shape[0]
@@ -257,6 +358,8 @@ def permdisp(
         raise AnalysisError.at("groups", f"must have one label per row of distances ({n}), got {len(labels)}")
     if center not in CENTERS:
         raise AnalysisError.at("center", f"must be one of {CENTERS}, got {center!r}")
+    if permute not in PERMUTE:
+        raise AnalysisError.at("permute", f"must be one of {PERMUTE}, got {permute!r}")
     permutations = check_integer("permutations", permutations, 1)
     uniq, index = _group_index(labels)
     g = len(uniq)
@@ -265,13 +368,19 @@ def permdisp(
 
     real, imag = pcoa(d)
     z = _distances_to_centres(real, imag, index, center)
+    if bias_adjust:
+        sizes = onehot.sum(axis=0)
+        z = z * np.sqrt(sizes / np.maximum(sizes - 1.0, 1.0))[index]
     f_obs = float(anova_f(z[None, :], onehot)[0])
     means = (z @ onehot) / onehot.sum(axis=0)
-    count, permutations = _permutation_count(z - means[index], index, onehot, f_obs, permutations, seed)
+    if permute == "labels" and center == "centroid":
+        p, done = _label_p(gower_centred(d), index, g, f_obs, permutations, seed, bias_adjust)
+    else:
+        p, done = _residual_p(z, index, onehot, f_obs, permutations, seed)
     return PermdispResult(
         statistic=f_obs,
-        p_value=float((count + 1) / (permutations + 1)),
-        permutations=int(permutations),
+        p_value=float(p),
+        permutations=int(done),
         groups=uniq,
         group_dispersion={u: float(means[k]) for k, u in enumerate(uniq)},
         distances=z,

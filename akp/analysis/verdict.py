@@ -6,37 +6,51 @@ models which fail ("unhappy") each fail in their own way. Here that becomes a
 test of *homogeneity of multivariate dispersion* (PERMDISP): distances between
 runs come from CKA; each run's distance to its family centre is its
 dispersion; the principle is *supported* when the unhappy family is
-significantly more dispersed than the happy one, and *not supported*
-otherwise, including when the data show no difference or the opposite one.
+significantly more dispersed than the happy one (one-sided), *reversed*
+(anti-AKP) when the happy family is, and *no difference* otherwise. The unit
+of the test is the route (condition within a family) when both families hold
+at least two routes, else the run (see :mod:`akp.analysis.dispersion`).
 
 :func:`akp_test` runs three steps, each its own function:
 
 1. :func:`gather_runs` reads the runs and their representations from the
    store-like object, at one epoch shared by all runs;
-2. :func:`compare_dispersion` runs PERMDISP and a bootstrap (pure, no store);
+2. :func:`compare_dispersion` runs the directional test at the right unit, PERMDISP and a bootstrap (pure);
 3. :func:`verdict_sentence` turns the outcome into a verdict code and prose.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from akp.analysis.common import FAMILIES, AnalysisError, check_integer, is_finite_number, jsonable
+from akp.analysis.diagnostics import run_diagnostics
+from akp.analysis.dispersion import (
+    MIN_LABELLINGS,
+    DirectionalTest,
+    bootstrap_difference,
+    directional_test,
+    n_labellings,
+    route_reduce,
+)
 from akp.analysis.families import label_runs
 from akp.analysis.permdisp import DISTANCES, PermdispResult, cka_distances, permdisp
 from akp.cka import CKAError, cka_matrix
 from akp.runs import DIVERGED
 
 __all__ = [
-    "MIN_RUNS_PER_FAMILY", "VERDICT_CODES", "AKPResult", "DispersionComparison", "RunSample", "akp_test",
-    "compare_dispersion", "gather_runs", "run_distances", "untestable", "verdict_sentence",
+    "MIN_RUNS_PER_FAMILY", "THRESHOLD_SOURCES", "VERDICT_CODES", "AKPResult", "DispersionComparison", "RunSample",
+    "akp_test", "compare_dispersion", "gather_runs", "run_distances", "unit_of", "untestable",
+    "verdict_caveats", "verdict_sentence",
 ]
 
-VERDICT_CODES = ("supported", "not_supported", "one_family", "too_few_runs")
-MIN_RUNS_PER_FAMILY = 3  # with 2 runs both lie at the same distance from their centre
+VERDICT_CODES = ("supported", "reversed", "no_difference", "too_few_runs", "one_family")
+# Fewer runs per family than this: too few to say anything about how a family's runs spread.
+MIN_RUNS_PER_FAMILY = 6
+THRESHOLD_SOURCES = ("spec", "largest_gap", "option")
 # Errors a store raises for a run, layer or epoch it does not have (StoreError is a ValueError).
 _MISSING = (KeyError, ValueError, OSError)
 
@@ -47,9 +61,11 @@ class AKPResult:
 
     Attributes
     ----------
-    verdict_code : {"supported", "not_supported", "one_family", "too_few_runs"}
+    verdict_code : {"supported", "reversed", "no_difference", "too_few_runs", "one_family"}
     verdict : str
         One plain sentence.
+    caveats : list of str
+        What limits the verdict (collapsed runs excluded, threshold chosen from the data, few routes, ...).
     experiment_id, layer : str
     epoch : int or None
         Requested epoch (None: the last epoch shared by the runs).
@@ -71,9 +87,20 @@ class AKPResult:
     dispersion_difference : float or None
         Unhappy minus happy mean dispersion.
     difference_ci : tuple of float or None
-        Bootstrap 95% percentile interval of that difference (runs resampled
-        within each family, centres held fixed).
+        Bootstrap 95% percentile interval of that difference, units resampled
+        within each family and centres re-estimated (consistent with the test).
     test : PermdispResult or None
+        Two-sided PERMDISP of the runs (bias-adjusted, label permutation); its
+        ``distances`` are each run's distance to its family centre.
+    primary : DirectionalTest or None
+        The headline one-sided test, at ``unit``.
+    unit : {"run", "condition"} or None
+    within_route : dict
+        Mean distance of seeds to their route centre, per family.
+    threshold_source : {"spec", "largest_gap", "option"}
+    diagnostics : list of dict
+        Per run: run_id, condition, seed, family, test_acc, effective_rank,
+        total_variance, distance_to_centre, collapsed, collapsed_reason.
     alpha : float
     """
 
@@ -97,17 +124,30 @@ class AKPResult:
     dispersion_difference: float | None
     difference_ci: tuple[float, float] | None
     test: PermdispResult | None
+    primary: DirectionalTest | None = None
+    unit: str | None = None
+    within_route: dict[str, float] = field(default_factory=dict)
+    threshold_source: str = "largest_gap"
+    caveats: list[str] = field(default_factory=list)
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
     alpha: float = 0.05
 
     @property
     def p_value(self) -> float | None:
-        """PERMDISP p-value, None when the test could not run."""
-        return None if self.test is None else self.test.p_value
+        """One-sided p-value in the principle's direction (unhappy more dispersed); None when untested."""
+        return None if self.primary is None else self.primary.p_akp
+
+    @property
+    def p_anti(self) -> float | None:
+        """One-sided p-value of the reverse (happy more dispersed, anti-AKP); None when untested."""
+        return None if self.primary is None else self.primary.p_anti
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (arrays as lists, NaN/inf as None)."""
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "test"}
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("test", "primary")}
         d["test"] = None if self.test is None else self.test.to_dict()
+        d["primary"] = None if self.primary is None else self.primary.to_dict()
+        d["p_value"], d["p_anti"] = self.p_value, self.p_anti
         return jsonable(d)
 
 
@@ -254,98 +294,149 @@ class DispersionComparison:
 
     Attributes
     ----------
+    primary : DirectionalTest
+        The one-sided tests at ``primary.unit``.
     test : PermdispResult
+        Two-sided PERMDISP of the runs (for the per-run distances to the centre).
     dispersion : dict
-        Mean distance to the family centre, ``{"happy", "unhappy"}``.
+        Mean distance to the family centre of the primary units, ``{"happy", "unhappy"}``.
     difference : float
         Unhappy minus happy.
     ci : tuple of float or None
         Bootstrap 95% percentile interval of ``difference``.
+    within_route : dict
+        Seeds' mean distance to their route centre per family (NaN where no route has 2 seeds).
     """
 
+    primary: DirectionalTest
     test: PermdispResult
     dispersion: dict[str, float]
     difference: float
     ci: tuple[float, float] | None
+    within_route: dict[str, float]
 
 
-def untestable(families: Sequence[str]) -> str | None:
-    """``"one_family"`` or ``"too_few_runs"`` when the test cannot run on these families, else None."""
+def untestable(families: Sequence[str], conditions: Sequence[str] | None = None) -> str | None:
+    """``"one_family"`` or ``"too_few_runs"`` when the test cannot run on these families, else None.
+
+    Too few: a family has fewer than ``MIN_RUNS_PER_FAMILY`` runs, or the test
+    is at the route level and the routes allow fewer than ``MIN_LABELLINGS``
+    labellings (so no p-value can reach 0.05).
+    """
     counts = {f: list(families).count(f) for f in FAMILIES}
     if sum(c > 0 for c in counts.values()) < 2:
         return "one_family"
     if min(counts.values()) < MIN_RUNS_PER_FAMILY:
         return "too_few_runs"
+    if conditions is not None and unit_of(families, conditions) == "condition":
+        routes = route_families(families, conditions)
+        if n_labellings(routes) < MIN_LABELLINGS:
+            return "too_few_runs"
     return None
 
 
-def _bootstrap_difference(
-    z: np.ndarray, families: Sequence[str], *, n_boot: int, seed: int
-) -> tuple[float, float] | None:
-    """95% percentile interval of mean unhappy minus mean happy ``z``, runs resampled within each family."""
-    zh = z[[f == "happy" for f in families]]
-    zu = z[[f == "unhappy" for f in families]]
-    if zh.size == 0 or zu.size == 0:
-        return None
-    rng = np.random.default_rng(seed)
-    bh = zh[rng.integers(0, zh.size, size=(n_boot, zh.size))].mean(axis=1)
-    bu = zu[rng.integers(0, zu.size, size=(n_boot, zu.size))].mean(axis=1)
-    lo, hi = np.percentile(bu - bh, [2.5, 97.5])
-    return float(lo), float(hi)
+def route_families(families: Sequence[str], conditions: Sequence[str]) -> list[str]:
+    """The family of each route (condition within family), in order of first appearance."""
+    return [f for _, f in dict.fromkeys(zip(conditions, families, strict=True))]
+
+
+def unit_of(families: Sequence[str], conditions: Sequence[str]) -> str:
+    """``"condition"`` when both families hold at least two routes, else ``"run"``."""
+    routes = route_families(families, conditions)
+    return "condition" if min(routes.count(f) for f in FAMILIES) >= 2 else "run"
 
 
 def compare_dispersion(
     distances: np.ndarray,
     families: Sequence[str],
     *,
+    conditions: Sequence[str] | None = None,
     permutations: int = 999,
     seed: int = 0,
     center: str = "centroid",
     n_boot: int = 2000,
 ) -> DispersionComparison | None:
-    """PERMDISP of the two families and a bootstrap interval of their dispersion difference.
+    """The one-sided tests at the right unit, PERMDISP of the runs, and a bootstrap interval.
 
     Returns None when :func:`untestable` says the families cannot be compared.
-    ``seed`` seeds both the permutations and the bootstrap.
+    ``seed`` seeds the permutations and the bootstrap.
     """
-    if untestable(families) is not None:
+    if untestable(families, conditions) is not None:
         return None
+    conds = list(conditions) if conditions is not None else [f"run{i}" for i in range(len(families))]
     test = permdisp(distances, list(families), permutations=permutations, seed=seed, center=center)
-    disp = {f: float(test.group_dispersion[f]) for f in FAMILIES}
-    ci = _bootstrap_difference(test.distances, families, n_boot=n_boot, seed=seed)
-    return DispersionComparison(test=test, dispersion=disp, difference=disp["unhappy"] - disp["happy"], ci=ci)
+    routes = route_reduce(distances, families, conds)
+    if unit_of(families, conds) == "condition":
+        primary = directional_test(routes.distances, routes.families, units=routes.routes, unit="condition",
+                                   permutations=permutations, seed=seed)
+        ci = bootstrap_difference(routes.distances, routes.families, n_boot=n_boot, seed=seed)
+    else:
+        primary = directional_test(distances, families, unit="run", permutations=permutations, seed=seed)
+        ci = bootstrap_difference(distances, families, n_boot=n_boot, seed=seed)
+    return DispersionComparison(primary=primary, test=test, dispersion=dict(primary.dispersion),
+                                difference=primary.difference, ci=ci, within_route=routes.within)
 
 
 # ---- step 3: sentence --------------------------------------------------------------------------
 
 
-def verdict_sentence(
-    families: Sequence[str], comparison: DispersionComparison | None, *, alpha: float
-) -> tuple[str, str]:
-    """The verdict code (one of ``VERDICT_CODES``) and one plain sentence that says it."""
-    counts = {f: list(families).count(f) for f in FAMILIES}
-    m = len(families)
-    reason = untestable(families)
+def _untested_sentence(reason: str, counts: dict[str, int], m: int, routes: list[str] | None) -> str:
     if reason == "one_family":
         present = [f for f in FAMILIES if counts[f] > 0]
         if not present:
-            return reason, "Cannot be tested: no finished runs with representations at this layer."
-        return reason, (f"Cannot be tested: only one family ({present[0]}: {m} runs); the principle compares "
-                        "happy with unhappy runs, so change the family rule or train conditions that fail.")
-    if reason == "too_few_runs" or comparison is None:
-        return "too_few_runs", (f"Cannot be tested: too few runs (happy {counts['happy']}, unhappy "
-                                f"{counts['unhappy']}); each family needs at least {MIN_RUNS_PER_FAMILY}.")
-    disp, p = comparison.dispersion, comparison.test.p_value
-    if p < alpha and comparison.difference > 0:
-        return "supported", (f"Supported: unhappy runs are more dispersed than happy runs (mean distance to centre "
-                             f"{disp['unhappy']:.3f} vs {disp['happy']:.3f}, PERMDISP p = {p:.3g} < {alpha:g}).")
-    if p < alpha:
-        return "not_supported", (f"Not supported: happy runs are more dispersed than unhappy runs, the opposite of "
-                                 f"the principle ({disp['happy']:.3f} vs {disp['unhappy']:.3f}, PERMDISP p = "
-                                 f"{p:.3g}).")
-    return "not_supported", (f"Not supported: the data show no significant difference in dispersion between "
-                             f"unhappy and happy runs ({disp['unhappy']:.3f} vs {disp['happy']:.3f}, PERMDISP p = "
-                             f"{p:.3g} >= {alpha:g}; {m} runs).")
+            return "Cannot be tested: no finished runs with representations at this layer."
+        return (f"Cannot be tested: only one family ({present[0]}: {m} runs); the principle compares "
+                "happy with unhappy runs, so change the family rule or train conditions that fail.")
+    if min(counts.values()) < MIN_RUNS_PER_FAMILY:
+        return (f"Cannot be tested: too few runs (happy {counts['happy']}, unhappy {counts['unhappy']}); "
+                f"each family needs at least {MIN_RUNS_PER_FAMILY}.")
+    r = {f: (routes or []).count(f) for f in FAMILIES}
+    return (f"Cannot be tested: too few routes (happy {r['happy']}, unhappy {r['unhappy']}) for a test at the "
+            f"level of conditions: {n_labellings(routes or [])} ways to label them, fewer than the "
+            f"{MIN_LABELLINGS} a p-value of 0.05 needs; train more conditions.")
+
+
+def verdict_sentence(
+    families: Sequence[str], comparison: DispersionComparison | None, *, alpha: float,
+    conditions: Sequence[str] | None = None,
+) -> tuple[str, str]:
+    """The verdict code (one of ``VERDICT_CODES``) and one plain sentence a student can read."""
+    counts = {f: list(families).count(f) for f in FAMILIES}
+    reason = untestable(families, conditions)
+    if reason is not None or comparison is None:
+        routes = route_families(families, conditions) if conditions is not None else None
+        return reason or "too_few_runs", _untested_sentence(reason or "too_few_runs", counts, len(families), routes)
+    t = comparison.primary
+    what = "routes" if t.unit == "condition" else "runs"
+    disp = f"mean distance to centre {t.dispersion['unhappy']:.3f} vs {t.dispersion['happy']:.3f}"
+    if t.p_akp <= alpha:
+        return "supported", (f"Supported: unhappy {what} are more dispersed than happy {what}, as the principle says "
+                             f"({disp}, one-sided p = {t.p_akp:.3g} <= {alpha:g}).")
+    if t.p_anti <= alpha:
+        return "reversed", (f"Reversed (anti-AKP): happy {what} are more dispersed than unhappy {what}, the "
+                            f"opposite of the principle ({disp}, one-sided p = {t.p_anti:.3g} <= {alpha:g}).")
+    return "no_difference", (f"No difference: the data show no significant difference in dispersion between "
+                             f"unhappy and happy {what} ({disp}; p = {t.p_akp:.3g} for the principle, "
+                             f"{t.p_anti:.3g} for its reverse).")
+
+
+def verdict_caveats(sample: RunSample, comparison: DispersionComparison | None, threshold_source: str,
+                    conditions: Sequence[str]) -> list[str]:
+    """What limits the verdict, in plain words."""
+    out = []
+    collapsed = [e for e in sample.excluded if str(e.get("reason", "")).startswith("collapsed")]
+    if collapsed:
+        out.append(f"{len(collapsed)} collapsed run(s) excluded (no better than the majority class).")
+    if threshold_source == "largest_gap":
+        out.append("Exploratory: the happy threshold was chosen from the data (largest gap), not fixed in advance.")
+    if comparison is not None and comparison.primary.unit == "run":
+        routes = route_families(sample.families, conditions)
+        single = [f for f in FAMILIES if routes.count(f) < 2]
+        out.append(f"The unit is the run: the {' and '.join(single)} family has one route, so the test compares "
+                   "seeds of one schedule and cannot speak of different ways to fail.")
+    if comparison is not None and comparison.primary.unit == "condition" and comparison.primary.labellings < 100:
+        out.append(f"Few routes: {comparison.primary.labellings} possible labellings limit the test's power.")
+    return out
 
 
 # ---- the test ------------------------------------------------------------------------------------
@@ -363,18 +454,27 @@ def _check_options(distance: Any, alpha: Any, n_boot: Any, epoch: Any, permutati
     check_integer("permutations", permutations, 1)
 
 
+def _spec_defaults(store: Any, experiment_id: str) -> tuple[dict[str, Any], str]:
+    """(the spec's family rule, its primary layer), with the defaults of specs that predate them."""
+    spec = store.spec(experiment_id) if hasattr(store, "spec") else None
+    rule = dict(getattr(spec, "family_rule", None) or {})
+    rule = {"rule": rule.get("rule") or "accuracy", "threshold": rule.get("threshold"),
+            "max_gap": rule.get("max_gap")}
+    return rule, getattr(spec, "primary_layer", None) or "embedding"
+
+
 def akp_test(
     store: Any,
     experiment_id: str,
     *,
-    layer: str,
+    layer: str | None = None,
     epoch: int | None = None,
     threshold: float | None = None,
     distance: str = "1-cka",
     debiased: bool = False,
     permutations: int = 999,
     seed: int = 0,
-    rule: str = "accuracy",
+    rule: str | None = None,
     max_gap: float | None = None,
     center: str = "centroid",
     alpha: float = 0.05,
@@ -382,45 +482,45 @@ def akp_test(
 ) -> AKPResult:
     """Test the Anna Karenina Principle on one experiment's runs.
 
-    Gathers the finished runs, labels families (:func:`label_runs`), computes
-    the CKA matrix of their representations at ``layer`` (same probe set for
-    all runs), turns it into distances and runs :func:`permdisp` with the
-    families as groups.
-
-    The verdict is ``"supported"`` only when the PERMDISP p-value is below
-    ``alpha`` *and* the unhappy family is the more dispersed one; otherwise
-    ``"not_supported"`` (no significant difference, or the happy family is the
-    more dispersed). The test cannot run, and the verdict says why, when only
-    one family has runs (``"one_family"``) or a family has fewer than
-    ``MIN_RUNS_PER_FAMILY`` = 3 runs (``"too_few_runs"``).
+    Gathers the finished runs, labels families with the experiment's family
+    rule (fixed before training; arguments override it and the result says
+    so), computes the CKA matrix of their representations at the primary layer
+    (same probe set for all runs), turns it into distances, and tests in one
+    direction whether unhappy units are more dispersed than happy ones
+    (``"supported"``), and in the other (``"reversed"``, anti-AKP); else
+    ``"no_difference"``. Each direction is tested at level ``alpha``. The unit
+    is the route (condition within family) when both families have at least
+    two routes, else the run (:mod:`akp.analysis.dispersion`). The test cannot
+    run, and the verdict says why, with one family (``"one_family"``) or with
+    fewer than ``MIN_RUNS_PER_FAMILY`` = 6 runs, or too few routes, per family
+    (``"too_few_runs"``).
 
     Parameters
     ----------
     store : RunStore-like
-        Needs ``runs(experiment_id)`` and ``representations(run_id, layer, epoch)``.
+        Needs ``runs(experiment_id)`` and ``representations(run_id, layer, epoch)``;
+        ``spec(experiment_id)`` for the family rule and primary layer.
     experiment_id : str
-    layer : str
-        Captured layer, e.g. ``"embedding"``.
+    layer : str, optional
+        Captured layer (default: the spec's ``primary_layer``, else ``"embedding"``).
     epoch : int, optional
-        Captured epoch; None uses the last epoch that every run which finished
-        its budget captured, so all runs are compared at the same epoch. Runs
-        without it (e.g. diverged earlier) are excluded, listed with the reason.
+        Captured epoch; None uses the last trained epoch every run that
+        finished its budget captured (never -1, the untrained network).
     threshold : float, optional
-        Accuracy threshold of the family rule (None: largest gap).
+        Overrides the spec's happy threshold (``threshold_source="option"``).
     distance : {"1-cka", "angular"}, default="1-cka"
     debiased : bool, default=False
-        Debiased CKA (recommended when runs are few relative to features).
     permutations : int, default=999
     seed : int, default=0
         Seeds the permutations and the bootstrap.
-    rule : {"accuracy", "gap"}, default="accuracy"
+    rule : {"accuracy", "gap"}, optional
+        Overrides the spec's rule.
     max_gap : float, optional
-        For ``rule="gap"``.
+        Overrides the spec's ``max_gap`` (for ``rule="gap"``).
     center : {"centroid", "median"}, default="centroid"
+        Centre of the two-sided PERMDISP reported beside the primary test.
     alpha : float, default=0.05
-        Significance level of the verdict.
     n_boot : int, default=2000
-        Bootstrap resamples for the interval of the dispersion difference.
 
     Returns
     -------
@@ -432,12 +532,23 @@ def akp_test(
         Bad option (``field`` names it). Store errors (unknown experiment) propagate.
     """
     _check_options(distance, alpha, n_boot, epoch, permutations)
+    spec_rule, primary_layer = _spec_defaults(store, experiment_id)
+    layer = layer or primary_layer
+    if threshold is not None:
+        source = "option"
+    elif spec_rule["threshold"] is not None and rule in (None, spec_rule["rule"]):
+        threshold, source = spec_rule["threshold"], "spec"
+    else:
+        source = "largest_gap"
+    rule = rule or spec_rule["rule"]
+    max_gap = max_gap if max_gap is not None else spec_rule["max_gap"]
     sample = gather_runs(store, experiment_id, layer=layer, epoch=epoch, rule=rule, threshold=threshold,
                          max_gap=max_gap)
+    conditions = [str(r.get("condition")) for r in sample.records]
     cka, dist = run_distances(sample.features, distance=distance, debiased=debiased)
-    comparison = compare_dispersion(dist, sample.families, permutations=permutations, seed=seed, center=center,
-                                    n_boot=n_boot)
-    code, verdict = verdict_sentence(sample.families, comparison, alpha=alpha)
+    comparison = compare_dispersion(dist, sample.families, conditions=conditions, permutations=permutations,
+                                    seed=seed, center=center, n_boot=n_boot)
+    code, verdict = verdict_sentence(sample.families, comparison, alpha=alpha, conditions=conditions)
     return AKPResult(
         verdict_code=code, verdict=verdict, experiment_id=experiment_id, layer=layer, epoch=epoch,
         epochs=sample.epochs, run_ids=sample.run_ids, families=sample.families, records=sample.records,
@@ -447,4 +558,10 @@ def akp_test(
         dispersion_difference=None if comparison is None else float(comparison.difference),
         difference_ci=None if comparison is None else comparison.ci,
         test=None if comparison is None else comparison.test,
+        primary=None if comparison is None else comparison.primary,
+        unit=None if comparison is None else comparison.primary.unit,
+        within_route={} if comparison is None else comparison.within_route,
+        threshold_source=source,
+        caveats=verdict_caveats(sample, comparison, source, conditions),
+        diagnostics=run_diagnostics(sample, comparison),
     )

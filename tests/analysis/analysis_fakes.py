@@ -33,7 +33,7 @@ class FakeStore:
         return self._reps[(run_id, layer, e)]
 
 
-def make_store(n_happy=5, n_unhappy=5, *, happy_noise=0.2, unhappy_noise=0.2, unhappy_shared=False, seed=0,
+def make_store(n_happy=6, n_unhappy=6, *, happy_noise=0.2, unhappy_noise=0.2, unhappy_shared=False, seed=0,
                epochs=(0,), extra_runs=()):
     """Happy runs: a shared representation plus noise; unhappy: independent ones (or shared, if asked)."""
     r = np.random.default_rng(seed)

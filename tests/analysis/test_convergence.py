@@ -13,7 +13,7 @@ from akp.cka import cka_matrix
 
 
 def test_convergence_happy_family_converges():
-    store = make_store(epochs=(0, 1, 2), happy_noise=1.0)
+    store = make_store(n_happy=5, n_unhappy=5, epochs=(0, 1, 2), happy_noise=1.0)
     points = convergence(store, "e", layer="embedding")
     assert [(p.epoch, p.family) for p in points] == [(e, f) for e in (0, 1, 2) for f in ("happy", "unhappy")]
     happy = [p.mean for p in points if p.family == "happy"]

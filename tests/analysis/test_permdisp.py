@@ -38,7 +38,7 @@ def test_permdisp_equal_dispersion_gives_roughly_uniform_p_values():
 def test_permdisp_f_matches_direct_euclidean_computation():
     pts, d, g = two_groups(3, n=(7, 12), spread=(1.0, 1.7))
     g = ["a"] * 7 + ["b"] * 6 + ["c"] * 6
-    res = permdisp(d, g, permutations=99)
+    res = permdisp(d, g, permutations=99, bias_adjust=False)
     direct = []
     for lab in ("a", "b", "c"):
         idx = [i for i, x in enumerate(g) if x == lab]
@@ -56,7 +56,7 @@ def test_permdisp_non_euclidean_distances_use_imaginary_axes():
     d = (d + d.T) / 2
     np.fill_diagonal(d, 0)
     g = ["x"] * 6 + ["y"] * 6
-    res = permdisp(d, g, permutations=99)
+    res = permdisp(d, g, permutations=99, bias_adjust=False)
     assert res.n_negative_axes > 0
     for idx in (np.arange(6), np.arange(6, 12)):
         sub = d[np.ix_(idx, idx)] ** 2
@@ -81,7 +81,7 @@ def test_permdisp_is_invariant_to_relabelling_and_reproducible():
 
 def test_permdisp_spatial_median():
     pts, d, g = two_groups(6, n=(9, 9), spread=(1.0, 1.0), dim=3)
-    res = permdisp(d, g, center="median", permutations=99)
+    res = permdisp(d, g, center="median", permutations=99, bias_adjust=False)
     for idx in (np.arange(9), np.arange(9, 18)):
         x = pts[idx]
         best = minimize(lambda m, x=x: np.linalg.norm(x - m, axis=1).sum(), x.mean(0), method="Nelder-Mead",
@@ -118,8 +118,38 @@ def test_permdisp_small_families_enumerate_all_labellings():
     _, d, g = two_groups(0, spread=(0.1, 3.0), n=(3, 3))
     res = permdisp(d, g, permutations=999, seed=0)
     assert res.permutations == 20
-    assert res.p_value >= 1 / 21 - 1e-12
+    assert res.p_value >= 1 / 20 - 1e-12  # exact: #{F >= F_obs} / 20, the observed labelling included
     assert res.p_value == permdisp(d, g, permutations=999, seed=5).p_value  # no randomness left
     # With more labellings than requested permutations it samples as before.
     _, d, g = two_groups(0, spread=(0.1, 3.0), n=(10, 10))
     assert permdisp(d, g, permutations=99, seed=0).permutations == 99
+
+
+def test_bias_adjustment_is_vegans_factor_per_group():
+    _, d, g = two_groups(8, n=(4, 9))
+    raw = permdisp(d, g, permutations=9, bias_adjust=False).distances
+    adj = permdisp(d, g, permutations=9).distances
+    factor = np.where(np.array(g) == "a", np.sqrt(4 / 3), np.sqrt(9 / 8))
+    np.testing.assert_allclose(adj, raw * factor, rtol=1e-12)
+
+
+def test_centroid_distances_from_gower_matrix_equal_principal_coordinates():
+    from akp.analysis.permdisp import centroid_distances, gower_centred
+    r = np.random.default_rng(4)
+    d = r.uniform(0.2, 1.0, size=(10, 10))  # not Euclidean: imaginary axes matter
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0)
+    g = ["x"] * 4 + ["y"] * 6
+    onehot = np.zeros((10, 2))
+    onehot[np.arange(10), [0] * 4 + [1] * 6] = 1
+    expected = permdisp(d, g, permutations=9, bias_adjust=False).distances
+    np.testing.assert_allclose(centroid_distances(gower_centred(d), onehot, bias_adjust=False), expected, atol=1e-10)
+
+
+def test_residual_permutation_reproduces_vegans_scheme():
+    # 3 + 3 with residual permutation: p = (count + 1) / (20 + 1), as vegan's permutest with all labellings.
+    _, d, g = two_groups(0, spread=(0.1, 3.0), n=(3, 3))
+    res = permdisp(d, g, permutations=999, permute="residuals", bias_adjust=False)
+    assert res.permutations == 20 and res.p_value >= 1 / 21 - 1e-12
+    with pytest.raises(AnalysisError, match="permute"):
+        permdisp(d, g, permute="rows")
