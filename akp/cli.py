@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -237,8 +238,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ExperimentError, ScheduleError, StoreError, DatasetError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except RecursionError:
+        print("error: experiment file: nested too deeply to be a spec", file=sys.stderr)
+        return 2
+    except TypeError as exc:  # a value of the wrong type deep inside a spec file
+        print(f"error: experiment file: a field has the wrong type ({_one_line(exc)})", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (e.g. `akp list | head -1`): stop quietly, as the Python docs advise.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("\ninterrupted: unfinished runs are marked cancelled", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error, cut to a readable length (a 100 MB value must not flood the terminal)."""
+    text = (str(exc).splitlines() or [""])[0]
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -255,6 +255,10 @@ class ExperimentSpec:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ExperimentError.at("experiment", f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except ValueError:  # e.g. an integer of thousands of digits (Python's int-string limit)
+            raise ExperimentError.at("experiment", "holds a number too long to be a spec value") from None
+        except RecursionError:
+            raise ExperimentError.at("experiment", "nested too deeply to be a spec") from None
         return cls.from_dict(data)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from akp.datasets import load_dataset
 from akp.errors import AKPError
 from akp.experiment import ExperimentSpec, experiment_probe
-from akp.paths import atomic_save_npz, default_home
+from akp.paths import atomic_save_npz, default_home, sweep_temp_files
 from akp.runs import FINISHED_STATES, RUN_STATES, RunRecord
 
 __all__ = ["FINISHED_STATES", "RUN_STATES", "RunStore", "StoreError", "check_id"]
@@ -81,6 +81,7 @@ class RunStore:
     def __init__(self, home: str | os.PathLike | None = None) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(self.home)  # leftovers of writers killed mid-write (never a live writer's)
         self.db_path = self.home / "akp.sqlite"
         self._local = threading.local()
         self._write_lock = threading.Lock()

@@ -218,7 +218,7 @@ def show_dataset_card(dataset: str, slot: Any) -> None:
         slot.error(str(exc))
         return
     with st.container(border=True, key=PREFIX + "dataset-card"):
-        st.subheader(f"{card.get('name', dataset)} ({dataset})")
+        st.subheader(f"{ui.md(card.get('name', dataset))} ({ui.md(dataset)})")
         st.caption(card_summary(card))
         st.dataframe(card_table(card), hide_index=True, key=PREFIX + "card-counts")
         for name, paths in card_samples(card, home=home).items():

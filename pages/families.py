@@ -127,7 +127,7 @@ try:
     result = akp_result(HOME, experiment_id, layer, epoch, threshold, rule, max_gap, distance, bool(debiased),
                         int(permutations), FINGERPRINT)
 except ValueError as exc:  # bad option for this data (e.g. debiased CKA with a tiny probe set)
-    st.info(f"Cannot run the analysis with these settings: {exc}")
+    st.info(f"Cannot run the analysis with these settings: {ui.md(exc)}")
     st.stop()
 
 records = result.records
@@ -211,7 +211,7 @@ with right:
     try:
         coords = run_map(result.distances, FINGERPRINT)
     except ValueError as exc:
-        st.info(f"No model map for these distances: {exc}")
+        st.info(f"No model map for these distances: {ui.md(exc)}")
     else:
         map_rows = [{"run_id": rid, "family": fam, "x": float(x), "y": float(y)}
                     for rid, fam, (x, y) in zip(result.run_ids, result.families, coords, strict=True)]
@@ -227,7 +227,7 @@ try:
                                           FINGERPRINT)
 except ValueError as exc:
     xs, series, points = [], {}, []
-    st.info(f"Cannot follow the families over epochs: {exc}")
+    st.info(f"Cannot follow the families over epochs: {ui.md(exc)}")
 if not xs:
     st.info("No captured epochs to follow.")
 else:

@@ -33,7 +33,7 @@ def launch_preset(name: str) -> str | None:
         spec = load_preset(name)
         experiment_id = store.create_experiment(spec)
     except (ExperimentError, ValueError, OSError) as exc:
-        st.error(f"Could not create the {name!r} experiment: {exc}")
+        st.error(f"Could not create the {ui.md(name)} experiment: {ui.md(exc)}")
         return None
     if manager is None:
         st.warning("The experiment was created, but no job manager is available to train it.")
@@ -41,7 +41,7 @@ def launch_preset(name: str) -> str | None:
     try:
         manager.submit(experiment_id)
     except ValueError as exc:  # queue full or quota: the runs stay queued in the store
-        st.error(f"The runs were created but not queued: {exc}")
+        st.error(f"The runs were created but not queued: {ui.md(exc)}")
     ui.set_selected_experiment(experiment_id)
     return experiment_id
 
@@ -91,7 +91,7 @@ picked = event.selection.rows if event is not None and hasattr(event, "selection
 if picked:
     chosen = frame.iloc[picked[0]]["id"]
     ui.set_selected_experiment(chosen)
-    st.caption(f"Selected **{frame.iloc[picked[0]]['name']}** (`{chosen}`).")
+    st.caption(f"Selected **{ui.md(frame.iloc[picked[0]]['name'])}** ({ui.md(chosen)}).")
     c1 = c2 = c3 = st.container(horizontal=True)
     c1.page_link("pages/runs.py", label="Runs", icon=":material/monitoring:", query_params={"experiment": chosen})
     c2.page_link("pages/families.py", label="Families", icon=":material/diversity_3:",

@@ -80,7 +80,7 @@ debiased = col_d.toggle("Debiased CKA", value=False, key="debiased", bind="query
 try:
     result = layer_cka(str(store.home), run_a, run_b, int(epoch), bool(debiased), _fingerprint((run_a, run_b)))
 except ValueError as exc:  # e.g. too few probe images for the debiased estimator
-    st.info(f"Cannot compare these runs: {exc}")
+    st.info(f"Cannot compare these runs: {ui.md(exc)}")
     st.stop()
 layers_a, layers_b, matrix = result.layers_a, result.layers_b, result.matrix
 if result.skipped:
@@ -110,4 +110,4 @@ if np.isnan(matrix).any():
 st.subheader("Same layer in both runs")
 same = [row for row in table if row["layer_a"] == row["layer_b"]]
 ui.show_table(same, f"{base}-diagonal", key="layers-diagonal-csv")
-st.caption(f"Run A: {name_a}  ·  Run B: {name_b}")
+st.caption(f"Run A: {ui.md(name_a)}  ·  Run B: {ui.md(name_b)}")

@@ -102,7 +102,8 @@ chosen = [run_l, run_r]
 epochs_by_run = {r: store.representation_epochs(r, layer) for r in chosen}
 missing = [r for r, e in epochs_by_run.items() if not e]
 if missing:
-    st.info(f"Layer {layer!r} was not captured for {', '.join(_label(r) for r in missing)}; pick another layer.")
+    names = ui.md(", ".join(_label(r) for r in missing))
+    st.info(f"Layer {ui.md(layer)} was not captured for {names}; pick another layer.")
     st.stop()
 epochs = sorted(set(epochs_by_run[run_l]) & set(epochs_by_run[run_r]))
 if not epochs:
@@ -132,7 +133,7 @@ for run_id in dict.fromkeys(chosen):
     events = store.events(run_id)
     if events:
         r = by_id[run_id]
-        st.caption(f"Swap events of {r['condition']} · seed {r['seed']}: " + "; ".join(map(_event_text, events)))
+        st.caption(f"Swap events of {ui.md(r['condition'])} · seed {r['seed']}: " + "; ".join(map(_event_text, events)))
 
 
 col_l, col_r = st.columns(2)
@@ -186,7 +187,7 @@ for col, run_id, side in ((col_l, run_l, "left"), (col_r, run_r, "right")):
                 frames = aligned_frames(str(store.home), run_id, layer, tuple(epochs_by_run[run_id]),
                                         _fingerprint(run_id))
         except ValueError as exc:
-            st.info(f"Cannot project this run: {exc}")
+            st.info(f"Cannot project this run: {ui.md(exc)}")
             continue
         logits = logits_at(str(store.home), run_id, int(epoch), _fingerprint(run_id))
         mode = color_by if (color_by == "class" or logits is not None) else "class"

@@ -34,11 +34,11 @@ if experiment_id is None:
 try:
     spec = store.spec(experiment_id)
 except ValueError as exc:
-    st.error(f"Cannot read this experiment's spec: {exc}")
+    st.error(f"Cannot read this experiment's spec: {ui.md(exc)}")
     st.stop()
 
-st.caption(f"{spec.name}: {len(spec.conditions)} conditions × {len(spec.seeds)} seeds × {spec.epochs} epochs, "
-           f"dataset `{spec.dataset}`, model width {spec.model.width} depth {spec.model.depth}, "
+st.caption(f"{ui.md(spec.name)}: {len(spec.conditions)} conditions × {len(spec.seeds)} seeds × {spec.epochs} epochs, "
+           f"dataset {ui.md(spec.dataset)}, model width {spec.model.width} depth {spec.model.depth}, "
            f"{spec.optimizer} lr {spec.lr:g}.")
 
 
@@ -85,7 +85,7 @@ def actions(runs: list[dict[str, Any]], snaps: list[dict[str, Any]]) -> None:
             queued = manager.resume(experiment_id)
             st.toast(f"Queued {len(queued)} runs again")
         except ValueError as exc:
-            st.error(f"Cannot resume: {exc}")
+            st.error(f"Cannot resume: {ui.md(exc)}")
         st.rerun(scope="app")
     ui.download_json(spec, f"spec-{ui.slug(spec.name)}", label="Spec (JSON)",
                      key="runs-spec-json", container=c3)

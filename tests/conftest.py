@@ -47,3 +47,17 @@ def smoke3_store(tmp_path_factory):
     for run in store.runs(experiment_id):
         execute_run(store, run["run_id"])
     return store, experiment_id
+
+
+@pytest.fixture(scope="session")
+def smoke6_store(tmp_path_factory):
+    """The ``smoke`` preset with 6 seeds (12 runs): enough runs per family for a verdict (6 each)."""
+    from akp.experiment import load_preset
+    from akp.runner import execute_run
+    from akp.store import RunStore
+
+    store = RunStore(tmp_path_factory.mktemp("smoke6-store"))
+    experiment_id = store.create_experiment(load_preset("smoke").with_overrides(seeds=6))
+    for run in store.runs(experiment_id):
+        execute_run(store, run["run_id"])
+    return store, experiment_id

@@ -35,6 +35,13 @@ def smoke_home(smoke3_store, monkeypatch) -> tuple:
     return store, experiment_id
 
 
+@pytest.fixture
+def smoke6_home(smoke6_store, monkeypatch) -> tuple:
+    store, experiment_id = smoke6_store
+    monkeypatch.setenv("AKP_HOME", str(store.home))
+    return store, experiment_id
+
+
 @pytest.fixture(scope="module")
 def warm_umap() -> None:
     from akp import projection
@@ -148,10 +155,10 @@ def test_representations_page_two_umaps_and_selection(smoke_home, warm_umap):
     assert any("probe #3" in figure_json(c) for c in charts(at))
 
 
-def test_families_page_verdict_heatmap_and_plots(smoke_home):
+def test_families_page_verdict_heatmap_and_plots(smoke6_home):
     from akp.analysis import akp_test
 
-    store, experiment_id = smoke_home
+    store, experiment_id = smoke6_home
     at = page("families").run()
     assert not at.exception
     assert at.selectbox(key="layer").value == "embedding"
@@ -164,18 +171,18 @@ def test_families_page_verdict_heatmap_and_plots(smoke_home):
     assert any('"type":"heatmap"' in s for s in specs)  # the CKA matrix
     assert any('"name":"happy"' in s and '"type":"scatter"' in s for s in specs)  # accuracy vs gap
 
-    # A manual threshold splitting 3 + 3 runs: PERMDISP runs; F, p and dispersion are shown.
+    # A manual threshold splitting 6 + 6 runs: the test runs; its p-values and dispersions are shown.
     accs = sorted(r["test_acc"] for r in store.runs(experiment_id))
-    cut = round((accs[2] + accs[3]) / 2, 3)
+    cut = round((accs[5] + accs[6]) / 2, 3)
     at.toggle(key="auto_threshold").set_value(False).run()
     at.slider(key="threshold").set_value(cut).run()
     assert not at.exception
     expected = akp_test(store, experiment_id, layer="embedding", threshold=cut, permutations=999)
-    assert expected.test is not None
+    assert expected.primary is not None and expected.families.count("happy") == 6
     assert expected.verdict in [e.value for e in (*at.warning, *at.success, *at.info)]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["PERMDISP F"] == f"{expected.test.statistic:.3f}"
-    assert metrics["p-value"] == f"{expected.test.p_value:.3g}"
+    assert metrics["p (principle)"] == f"{expected.p_value:.3g}"
+    assert metrics["p (reverse, anti-AKP)"] == f"{expected.p_anti:.3g}"
     specs = [figure_json(c).replace(" ", "") for c in charts(at)]
     assert any('"type":"box"' in s for s in specs)  # dispersion per family
     assert any("Modelmap" in s for s in specs)

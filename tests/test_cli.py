@@ -2,9 +2,11 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from akp.cli import main
+from akp.experiment import load_preset
 from akp.store import RunStore
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -105,3 +107,37 @@ def test_verdict_bad_input_exits_2_with_the_allowed_values(smoke_store, capsys):
         capsys.readouterr().err)
     assert main(["verdict", eid, "--permutations", "0", "--home", str(store.home)]) == 2
     assert "permutations: must be an integer >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("content", "field"), [
+    ("[" * 30000 + "]" * 30000, "experiment: nested too deeply"),
+    ('{"name": "x", "epochs": ' + "9" * 5000 + "}", "experiment: holds a number too long"),
+    ('{"name": "x", "layers": 5}', "layers:"),
+    ('{"name": "x", "capture_epochs": 5}', "capture_epochs:"),
+    ('{"name": "x", "model": {"width": "wide"}}', "model.width:"),
+    ('{"name": "x", "conditions": [5]}', "conditions[0]:"),
+    ('{"name": "' + "x" * 100_000 + '"}', "name: at most 200 characters"),
+])
+def test_hostile_spec_files_exit_2_with_one_line_naming_the_field(tmp_path, capsys, content, field):
+    spec = tmp_path / "spec.json"
+    spec.write_text(content)
+    home = tmp_path / "home"
+    assert main(["experiment", str(spec), "--home", str(home), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {field}") and err.count("\n") == 1 and "Traceback" not in err
+    assert len(err) < 400
+    assert not (home / "akp.sqlite").exists() or RunStore(home).experiments() == []
+
+
+def test_a_closed_pipe_exits_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    store = RunStore(home)
+    for _ in range(3):
+        store.create_experiment(load_preset("smoke"), probe_images=np.zeros((4, 1, 16, 16), np.float32),
+                                probe_labels=np.array([0, 1, 0, 1]))
+    proc = subprocess.run(f"{sys.executable} -m akp list --home {home} | head -1", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.startswith("id") and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

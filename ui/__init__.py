@@ -11,6 +11,7 @@ Modules, by concept:
 - :mod:`ui.tables`: :func:`show_table`, :func:`show_figure` (with their downloads)
 - :mod:`ui.widgets`: widget labels and bounds from :mod:`akp.constraints`
 - :mod:`ui.shell`: pages always run inside app.py's navigation
+- :mod:`ui.text`: :func:`md`, user text made safe for Markdown
 
 The main script's folder is on ``sys.path`` under ``streamlit run`` (and the
 repository root under pytest), so ``import ui`` needs no path edits. Importing
@@ -36,12 +37,13 @@ from ui.selectors import (
 from ui.shell import leave_pages_directory_mode
 from ui.state import get_manager, get_store, home_path, manager_of, shutdown_managers
 from ui.tables import show_figure, show_table
+from ui.text import md
 from ui.widgets import choice_kwargs, number_kwargs, text_kwargs
 
 __all__ = [
     "EXPERIMENT_PARAM", "RUN_PARAM", "any_active", "choice_kwargs", "download_csv", "download_figure",
     "download_json", "experiment_label", "experiment_selector", "figure_html", "finished_runs", "get_manager",
-    "get_store", "home_path", "job_counts", "leave_pages_directory_mode", "live_status", "manager_of",
+    "get_store", "home_path", "job_counts", "leave_pages_directory_mode", "live_status", "manager_of", "md",
     "number_kwargs", "run_label", "run_selector", "selected_experiment", "selected_runs", "set_selected_experiment",
     "set_selected_runs", "show_figure", "show_table", "shutdown_managers", "slug", "text_kwargs",
 ]
