@@ -142,6 +142,8 @@ CONV_REDUCTIONS = ("mean", "grid2")
 MAX_EPOCHS = 200
 MAX_SEEDS = 64
 MAX_SEED = 2**31 - 1
+FAMILY_RULES = ("accuracy", "gap")
+SEED_MODES = ("independent", "paired")
 
 SPEC: dict[str, Constraint] = {c.field: c for c in (
     Constraint("name", "Experiment name", str, max_chars=MAX_NAME_CHARS),
@@ -153,6 +155,15 @@ SPEC: dict[str, Constraint] = {c.field: c for c in (
                help="Held-out images whose representations every run captures."),
     Constraint("conv_reduce", "Conv reduction", str, choices=CONV_REDUCTIONS),
     Constraint("seed", "Seeds", int, 0, MAX_SEED),
+    Constraint("family_rule.rule", "Family rule", str, choices=FAMILY_RULES,
+               help="accuracy: happy if test accuracy >= threshold; gap: also a small train-test gap."),
+    Constraint("family_rule.threshold", "Happy threshold", float, 0.0, 1.0, low_open=True,
+               help="Fixed before training; empty: the largest gap in the data (exploratory)."),
+    Constraint("family_rule.max_gap", "Largest generalization gap", float, 0.0, 1.0, low_open=True),
+    Constraint("primary_layer", "Primary layer", str, max_chars=40,
+               help="The layer whose verdict is the headline; the others are exploratory."),
+    Constraint("seed_mode", "Seed mode", str, choices=SEED_MODES,
+               help="independent: each condition's runs get their own initial weights and data order."),
     Constraint("model.width", "Width (channels of conv1)", int, 1, 256),
     Constraint("model.depth", "Depth (conv layers)", int, 1, 6),
     Constraint("model.embedding_dim", "Embedding size", int, 2, 1024),

@@ -5,6 +5,7 @@ their representations are comparable.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -13,13 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from akp.constraints import CONV_REDUCTIONS, MAX_EPOCHS, MAX_SEEDS, OPTIMIZERS, SPEC
+from akp.constraints import CONV_REDUCTIONS, MAX_EPOCHS, MAX_SEED, MAX_SEEDS, OPTIMIZERS, SPEC
 from akp.datasets import SYNTHETIC, Dataset, DatasetError, probe_indices, validate_options
+from akp.datasets.synthetic import DEFAULTS as SYNTHETIC_DEFAULTS
 from akp.errors import AKPError
 from akp.models import ModelError, ModelSpec
 from akp.schedule import PRESETS as SCHEDULE_PRESETS
 from akp.schedule import ScheduleError, SwapSchedule
 
+DEFAULT_FAMILY_RULE: dict[str, Any] = {"rule": "accuracy", "threshold": None, "max_gap": None}
 # Presets ship inside the package (``akp/presets/*.json``), so an installed akp finds them.
 PRESETS_PACKAGE = "akp.presets"
 __all__ = ["CONV_REDUCTIONS", "MAX_EPOCHS", "MAX_SEEDS", "OPTIMIZERS", "ExperimentError", "ExperimentSpec",
@@ -62,6 +65,15 @@ class ExperimentSpec:
         Epochs at whose end representations are captured (None: every epoch).
     conv_reduce : {"mean", "grid2"}
         Reduction of conv maps before storage.
+    family_rule : dict
+        ``{"rule": "accuracy" | "gap", "threshold": float | None, "max_gap": float | None}``, fixed before any
+        run trains. A None threshold means the largest-gap rule, chosen from the data: exploratory.
+    primary_layer : str
+        The captured layer whose verdict is the headline; the others are exploratory.
+    seed_mode : {"independent", "paired"}
+        ``"independent"``: a run's initial weights and data order come from a seed derived from its
+        condition and seed (:meth:`run_seed`), so conditions are independent samples. ``"paired"``: runs
+        with the same seed share them across conditions.
     """
 
     name: str = "experiment"
@@ -78,6 +90,9 @@ class ExperimentSpec:
     probe_size: int = 512
     capture_epochs: list[int] | None = None
     conv_reduce: str = "mean"
+    family_rule: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_FAMILY_RULE))
+    primary_layer: str = "embedding"
+    seed_mode: str = "independent"
 
     def validate(self) -> None:
         """Check every field; raise :class:`ExperimentError` naming the first bad one.
@@ -107,6 +122,7 @@ class ExperimentSpec:
         self._validate_seeds()
         self._validate_conditions()
         self._validate_captures()
+        self._validate_design()
 
     def _validate_seeds(self) -> None:
         if not isinstance(self.seeds, list) or not self.seeds:
@@ -147,6 +163,44 @@ class ExperimentSpec:
                 if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e < self.epochs:
                     raise ExperimentError.at(
                         "capture_epochs", f"each must be an integer from 0 to {self.epochs - 1}, got {e!r}")
+
+    def _validate_design(self) -> None:
+        rule = self.family_rule
+        if not isinstance(rule, dict):
+            raise ExperimentError.at("family_rule", "must be an object with rule, threshold, max_gap")
+        unknown = sorted(set(rule) - set(DEFAULT_FAMILY_RULE))
+        if unknown:
+            raise ExperimentError.at("family_rule", f"unknown key(s) {unknown}; allowed: rule, threshold, max_gap")
+        SPEC["family_rule.rule"].check(rule.get("rule", "accuracy"), ExperimentError)
+        for key in ("threshold", "max_gap"):
+            if rule.get(key) is not None:
+                SPEC[f"family_rule.{key}"].check(rule[key], ExperimentError)
+        SPEC["seed_mode"].check(self.seed_mode, ExperimentError)
+        SPEC["primary_layer"].check(self.primary_layer, ExperimentError)
+        if self.primary_layer not in self.capture_layers:
+            raise ExperimentError.at("primary_layer", f"{self.primary_layer!r} is not captured; allowed: "
+                                                      f"{', '.join(self.capture_layers)}")
+        if self.dataset == SYNTHETIC:
+            n_test = self.dataset_options.get("n_test", SYNTHETIC_DEFAULTS["n_test"])
+            if self.probe_size > n_test:
+                raise ExperimentError.at("probe_size", f"at most n_test ({n_test}) probe images, got {self.probe_size}")
+
+    @property
+    def threshold_source(self) -> str:
+        """``"spec"`` when the happy threshold is fixed here, ``"largest_gap"`` when it will come from the data."""
+        return "spec" if self.family_rule.get("threshold") is not None else "largest_gap"
+
+    def run_seed(self, condition: str, seed: int) -> int:
+        """The seed of a run's initial weights and data order.
+
+        ``"paired"``: ``seed`` itself. ``"independent"``: a stable hash of the
+        condition's name and ``seed`` (sha256, not Python's salted ``hash``), so
+        the same seed under two conditions starts from different weights.
+        """
+        if self.seed_mode == "paired":
+            return int(seed)
+        digest = hashlib.sha256(f"{condition}\0{int(seed)}".encode()).hexdigest()
+        return int(digest[:8], 16) % (MAX_SEED + 1)
 
     @property
     def capture_layers(self) -> list[str]:
@@ -206,6 +260,9 @@ class ExperimentSpec:
             "probe_size": self.probe_size,
             "capture_epochs": list(self.capture_epochs) if self.capture_epochs is not None else None,
             "conv_reduce": self.conv_reduce,
+            "family_rule": dict(self.family_rule),
+            "primary_layer": self.primary_layer,
+            "seed_mode": self.seed_mode,
         }
 
     @classmethod
@@ -225,6 +282,8 @@ class ExperimentSpec:
             raise ExperimentError.at(
                 "experiment", f"unknown field(s) {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
         kwargs = dict(data)
+        if isinstance(kwargs.get("family_rule"), dict):  # a partial rule keeps the other keys' defaults
+            kwargs["family_rule"] = {**DEFAULT_FAMILY_RULE, **kwargs["family_rule"]}
         try:
             if "model" in kwargs:
                 kwargs["model"] = ModelSpec.from_dict(kwargs["model"])

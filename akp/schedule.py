@@ -3,6 +3,31 @@
 A :class:`SwapSchedule` holds the starting activation and loss and an ordered
 list of :class:`SwapEvent`. An event at epoch ``e`` (0-based) applies at the
 start of that epoch, so epoch ``e`` itself is trained with the new functions.
+
+Presets are routes of two kinds, so that an experiment's unhappy family is not
+one failure mechanism and no final activation marks a family by itself:
+
+================  ==========================  =============================================================
+preset            ends on                     meant as
+================  ==========================  =============================================================
+steady            relu, cross entropy         working: the baseline
+single-swap       tanh                        working: a smooth swap early (epoch 2)
+gelu-swap         gelu                        working: another smooth activation (epoch 3)
+softplus-focal    softplus, focal loss        working: activation and loss swapped together (epoch 2)
+alternating       sigmoid                     failing by saturation: sigmoid installed five times
+linear            identity                    failing by capacity: a linear network from epoch 1 cannot
+                                              express the cells' nonlinear morphology
+frozen-loss       relu, frozen loss           failing by a dead signal: the loss gives no gradient from
+                                              epoch 1, so learning stops (momentum decays)
+ramp-loss         relu, ramp loss             failing by vanishing gradient (from epoch 1): only examples near the
+                                              boundary are corrected, wrong ones never
+periodic          sine_hf                     failing by shape: sin(10 x) from epoch 2, features that
+                                              flip sign with small input changes
+late-flip         tanh, flipped loss          failing late: the last epoch trains towards the wrong class,
+                                              destroying what was learnt
+================  ==========================  =============================================================
+
+Which routes actually end happy is measured, not assumed (``bench/routes.py``).
 """
 from __future__ import annotations
 
@@ -280,4 +305,16 @@ PRESETS: dict[str, SwapSchedule] = {
         "loss-shock", "relu", "cross_entropy", (SwapEvent(2, loss="mse"), SwapEvent(4, loss="cross_entropy"))
     ),
     "random-stress": random_stress(8, n_events=3, seed=0),
+    "gelu-swap": SwapSchedule("gelu-swap", "relu", "cross_entropy", (SwapEvent(3, activation="gelu"),)),
+    "softplus-focal": SwapSchedule("softplus-focal", "relu", "cross_entropy",
+                                   (SwapEvent(2, activation="softplus", loss="focal"),)),
+    "linear": SwapSchedule("linear", "relu", "cross_entropy", (SwapEvent(1, activation="identity"),)),
+    "frozen-loss": SwapSchedule("frozen-loss", "relu", "cross_entropy", (SwapEvent(1, loss="frozen"),)),
+    "ramp-loss": SwapSchedule("ramp-loss", "relu", "cross_entropy", (SwapEvent(1, loss="ramp"),)),
+    "periodic": SwapSchedule("periodic", "relu", "cross_entropy", (SwapEvent(2, activation="sine_hf"),)),
+    "late-flip": SwapSchedule("late-flip", "relu", "cross_entropy",
+                              (SwapEvent(2, activation="tanh"), SwapEvent(7, loss="flipped"))),
 }
+#: The working and failing routes of the table above (``random-stress`` and ``loss-shock`` are neither).
+WORKING_ROUTES = ("steady", "single-swap", "gelu-swap", "softplus-focal")
+FAILURE_ROUTES = ("alternating", "linear", "frozen-loss", "ramp-loss", "periodic", "late-flip")

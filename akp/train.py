@@ -22,6 +22,8 @@ from akp.schedule import SwapSchedule
 from akp.swaps import get_loss, swap_activation
 
 EVAL_BATCH = 512
+#: The epoch under which the untrained network's representations are stored.
+UNTRAINED_EPOCH = -1
 # Data-order seed = seed * stride + epoch: no two (seed, epoch) pairs share an order while epoch < stride.
 ORDER_SEED_STRIDE = 100_003
 
@@ -166,7 +168,8 @@ def train_run(
     schedule.validate(spec.epochs)
     data, (x_train, y_train, x_test, y_test, x_probe) = training_tensors(spec, dataset, probe, home, device)
 
-    model = build_model(spec.model, seed, in_channels=data.channels, n_classes=data.n_classes,
+    init_seed = spec.run_seed(schedule.name, seed)  # independent across conditions unless seed_mode is paired
+    model = build_model(spec.model, init_seed, in_channels=data.channels, n_classes=data.n_classes,
                         activation=schedule.activation).to(device)
     optimizer = make_optimizer(spec.optimizer, model.parameters(), spec.lr)
     loss_name = schedule.loss
@@ -174,6 +177,10 @@ def train_run(
     result = RunResult(schedule.name, seed, DONE)
     layers, capture_at = spec.capture_layers, set(spec.capture_at)
     n_batches = math.ceil(len(x_train) / spec.batch_size)
+    # The untrained network, stored as epoch -1: convergence and dispersion start from initialisation.
+    model.eval()
+    for layer, feats in capture(model, x_probe, layers, spec.conv_reduce).items():
+        result.representations.setdefault(layer, {})[UNTRAINED_EPOCH] = feats
 
     for epoch in range(spec.epochs):
         event = schedule.event_at(epoch)
@@ -185,7 +192,7 @@ def train_run(
             result.events.append(event.to_dict())
 
         model.train()
-        order = epoch_order(len(x_train), seed, epoch).to(device)
+        order = epoch_order(len(x_train), init_seed, epoch).to(device)
         total_loss = torch.zeros((), device=device, dtype=torch.float64)
         correct = torch.zeros((), device=device, dtype=torch.long)
         for b in range(n_batches):

@@ -41,7 +41,7 @@ from akp.models import ModelSpec, build_model
 from akp.runs import CANCELLED, DIVERGED, DONE
 from akp.schedule import SwapEvent, SwapSchedule
 from akp.swaps import get_loss, swap_activation
-from akp.train import EVAL_BATCH, Progress, RunResult, epoch_order, make_optimizer, training_tensors
+from akp.train import EVAL_BATCH, UNTRAINED_EPOCH, Progress, RunResult, epoch_order, make_optimizer, training_tensors
 
 # Losses without a vmap batching rule (torch falls back to a slow loop with a warning): loop ourselves.
 _NO_VMAP_LOSSES = frozenset({"hinge"})
@@ -170,9 +170,11 @@ class _VectorizedGroup:
     def __init__(self, spec: ExperimentSpec, schedule: SwapSchedule, seeds: list[int], data: Dataset,
                  tensors: tuple[torch.Tensor, ...], device: str | torch.device) -> None:
         self.spec, self.seeds, self.device = spec, seeds, device
+        # The seeds of weights and data order, as train_run derives them (spec.seed_mode).
+        self.run_seeds = [spec.run_seed(schedule.name, s) for s in seeds]
         self.x_train, self.y_train, self.x_test, self.y_test, self.x_probe = tensors
         self.base, self.params, self.buffers = stack_members(
-            spec.model, seeds, in_channels=data.channels, n_classes=data.n_classes,
+            spec.model, self.run_seeds, in_channels=data.channels, n_classes=data.n_classes,
             activation=schedule.activation, device=device)
         self.optimizer = make_optimizer(spec.optimizer, list(self.params.values()), spec.lr)
         self.train_forward = member_logits(self.base)                    # each member its own batch
@@ -235,7 +237,7 @@ class _VectorizedGroup:
             Per member; None if every member stopped during the epoch.
         """
         spec, n_members = self.spec, len(self.seeds)
-        orders = torch.stack([epoch_order(len(self.x_train), s, epoch) for s in self.seeds]).to(self.device)
+        orders = torch.stack([epoch_order(len(self.x_train), s, epoch) for s in self.run_seeds]).to(self.device)
         total_loss = torch.zeros(n_members, device=self.device, dtype=torch.float64)
         correct = torch.zeros(n_members, device=self.device, dtype=torch.long)
         for b in range(self.n_batches):
@@ -364,6 +366,7 @@ def train_vectorized(
     data, tensors = training_tensors(spec, dataset, probe, home, device)
     group = _VectorizedGroup(spec, schedule, seeds, data, tensors, device)
     capture_at = set(spec.capture_at)
+    group.capture_epoch(UNTRAINED_EPOCH)  # the untrained members, as train_run stores them
 
     for epoch in range(spec.epochs):
         event = schedule.event_at(epoch)

@@ -87,3 +87,45 @@ def test_load_spec_reads_files_and_reports_missing_ones(tmp_path):
     with pytest.raises(ExperimentError, match="preset: unknown 'nosuch'; allowed: .*smoke"):
         load_spec("nosuch")
     assert spec.capture_at == [0, 1, 2] and spec.capture_layers[-2:] == ["embedding", "logits"]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"family_rule": {"rule": "vibes"}}, "family_rule.rule"),
+    ({"family_rule": {"threshold": 1.5}}, "family_rule.threshold"),
+    ({"family_rule": {"threshold": 0.0}}, "family_rule.threshold"),
+    ({"family_rule": {"max_gap": -0.1}}, "family_rule.max_gap"),
+    ({"family_rule": {"cutoff": 0.8}}, "family_rule"),
+    ({"family_rule": 0.8}, "family_rule"),
+    ({"primary_layer": "conv9"}, "primary_layer"),
+    ({"seed_mode": "shared"}, "seed_mode"),
+    ({"probe_size": 600, "dataset_options": {"n_test": 500}}, "probe_size"),
+])
+def test_design_fields_are_validated_with_their_field(change, field):
+    data = load_preset("smoke").to_dict()
+    data.update(change)
+    with pytest.raises(ExperimentError) as info:
+        ExperimentSpec.from_dict(data)
+    assert info.value.field == field
+
+
+def test_design_fields_round_trip_and_old_specs_get_the_defaults():
+    data = load_preset("smoke").to_dict()
+    data.update(family_rule={"threshold": 0.75}, primary_layer="conv2", seed_mode="paired")
+    spec = ExperimentSpec.from_dict(data)
+    assert spec.family_rule == {"rule": "accuracy", "threshold": 0.75, "max_gap": None}
+    assert spec.threshold_source == "spec" and ExperimentSpec.from_json(spec.to_json()) == spec
+    old = {k: v for k, v in load_preset("smoke").to_dict().items()
+           if k not in ("family_rule", "primary_layer", "seed_mode")}
+    legacy = ExperimentSpec.from_dict(old)
+    assert (legacy.family_rule["threshold"], legacy.primary_layer, legacy.seed_mode) == (None, "embedding",
+                                                                                         "independent")
+    assert legacy.threshold_source == "largest_gap"
+
+
+def test_run_seed_is_independent_across_conditions_unless_paired():
+    spec = load_preset("smoke")
+    independent = {spec.run_seed(c, s) for c in ("steady", "alternating") for s in range(3)}
+    assert len(independent) == 6 and all(0 <= x < 2**31 for x in independent)
+    assert spec.run_seed("steady", 1) == spec.run_seed("steady", 1)  # stable (sha256, not hash())
+    paired = dataclasses.replace(spec, seed_mode="paired")
+    assert paired.run_seed("steady", 4) == paired.run_seed("alternating", 4) == 4

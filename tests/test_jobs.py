@@ -277,7 +277,7 @@ def test_sigkill_during_training_leaves_a_consistent_store(tmp_path):
     for r in done:
         metrics = store.metrics(r["run_id"])
         assert [m["epoch"] for m in metrics] == [0, 1] and r["test_acc"] == metrics[-1]["test_acc"]
-        assert store.representation_epochs(r["run_id"], "embedding") == [0, 1]
+        assert store.representation_epochs(r["run_id"], "embedding") == [-1, 0, 1]
         assert np.isfinite(store.representations(r["run_id"], "embedding")).all()
     assert not list((home / "runs").glob(".tmp-*"))
     manager = JobManager(store)

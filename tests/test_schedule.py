@@ -78,3 +78,15 @@ def test_schedule_error_is_a_value_error_and_bad_json_is_reported():
 def test_integral_floats_from_table_editors_are_accepted():
     s = SwapSchedule.from_dict({"name": "x", "events": [{"epoch": 3.0, "activation": "elu"}]})
     assert s.events[0].epoch == 3 and isinstance(s.events[0].epoch, int)
+
+
+def test_route_presets_cover_several_mechanisms_and_share_final_activations():
+    from akp.schedule import FAILURE_ROUTES, PRESETS, WORKING_ROUTES
+
+    for name in WORKING_ROUTES + FAILURE_ROUTES:
+        PRESETS[name].validate(8)  # fit the teaching budget
+    final = {name: PRESETS[name].active_at(7) for name in WORKING_ROUTES + FAILURE_ROUTES}
+    assert len({final[n] for n in FAILURE_ROUTES}) == len(FAILURE_ROUTES)  # six different end states
+    working_acts = {final[n][0] for n in WORKING_ROUTES}
+    assert working_acts & {final[n][0] for n in FAILURE_ROUTES} >= {"relu", "tanh"}
+    assert final["late-flip"] == ("tanh", "flipped") and final["linear"][0] == "identity"

@@ -72,3 +72,30 @@ def test_swappable_activation_has_no_parameters():
     act = SwappableActivation("relu")
     act.swap("gelu")
     assert act.name == "gelu" and list(act.parameters()) == [] and list(act.buffers()) == []
+
+
+def test_failure_functions_do_what_their_docstrings_say():
+    import math
+
+    import torch
+
+    from akp.swaps import RAMP_MARGIN, SINE_FREQUENCY
+
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.3, 2.0])
+    assert torch.allclose(ACTIVATIONS["hardtanh"](x), torch.tensor([-1.0, -0.5, 0.0, 0.3, 1.0]))
+    assert torch.allclose(ACTIVATIONS["sine_hf"](x), torch.sin(SINE_FREQUENCY * x))
+    logits = torch.tensor([[2.0, -1.0], [0.0, 0.01], [-3.0, 3.0]], requires_grad=True)
+    target = torch.tensor([0, 0, 0])
+    frozen = LOSSES["frozen"](logits, target)
+    assert frozen.item() == pytest.approx(torch.nn.functional.cross_entropy(logits.detach(), target).item())
+    frozen.backward()
+    assert torch.count_nonzero(logits.grad) == 0
+    logits.grad = None
+    # Ramp: margin 3 (flat, loss 0), margin -0.01 (inside the band), margin -6 (flat, loss 1).
+    ramp = LOSSES["ramp"](logits, target)
+    assert ramp.item() == pytest.approx((0 + (RAMP_MARGIN + 0.01) / (2 * RAMP_MARGIN) + 1) / 3)
+    ramp.backward()
+    assert torch.count_nonzero(logits.grad[0]) == 0 and torch.count_nonzero(logits.grad[2]) == 0
+    assert torch.count_nonzero(logits.grad[1]) == 2
+    flipped = LOSSES["flipped"](torch.tensor([[5.0, -5.0]]), torch.tensor([0]))
+    assert float(flipped) == pytest.approx(10.0 + math.log1p(math.exp(-10.0)), rel=1e-5)

@@ -29,7 +29,7 @@ def test_metrics_events_and_representations(tiny):
         ("relu", "cross_entropy"), ("tanh", "mse"), ("tanh", "mse")]
     assert result.events == [{"epoch": 1, "activation": "tanh", "loss": "mse"}]
     assert set(result.representations) == {"conv1", "conv2", "embedding", "logits"}
-    assert sorted(result.representations["embedding"]) == [0, 1, 2]
+    assert sorted(result.representations["embedding"]) == [-1, 0, 1, 2]  # -1: the untrained network
     emb = result.representations["embedding"][2]
     assert emb.shape == (32, 8) and emb.dtype == np.float32
     assert result.test_acc == result.metrics[-1]["test_acc"]

@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# Markdown's punctuation that can start markup (CommonMark backslash escapes), plus "<" and "&" for HTML.
-_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$:>])")
+# Punctuation that makes inline markup anywhere in a line (links, images, emphasis, code, math, tables).
+_SPECIALS = re.compile(r"([\\`*_{}\[\]()!|~$>])")
+# What makes block markup only at the start of a line: headings, lists, numbered lists.
+_LEADING = re.compile(r"^(\s*)([#+-])")
+_LEADING_NUMBER = re.compile(r"^(\s*\d+)([.)])")
 
 
 def md(value: Any) -> str:
@@ -28,4 +31,6 @@ def md(value: Any) -> str:
         Backslash-escaped Markdown punctuation, ``&``/``<`` as HTML entities, newlines as spaces.
     """
     text = str(value).replace("&", "&amp;").replace("<", "&lt;")
-    return _SPECIALS.sub(r"\\\1", " ".join(text.splitlines()))
+    text = _SPECIALS.sub(r"\\\1", " ".join(text.splitlines()))
+    text = _LEADING.sub(r"\1\\\2", text)
+    return _LEADING_NUMBER.sub(r"\1\\\2", text)

@@ -50,7 +50,7 @@ def two_runs(smoke_store) -> tuple[Any, str, str]:
 
 def test_layer_cka_matches_cka_cross_at_the_latest_common_epoch(two_runs) -> None:
     store, a, b = two_runs
-    assert common_epochs(store, a, b) == [0, 1]
+    assert common_epochs(store, a, b) == [-1, 0, 1]  # -1: both untrained networks
     result = layer_cka(store, a, b)
     assert isinstance(result, LayerCKA) and result.epoch == 1 and result.skipped == []
     layers_a, layers_b, matrix, skipped, epoch = result
@@ -124,7 +124,7 @@ def test_unreadable_or_mismatched_layers_are_skipped_and_constant_gives_nan(two_
 
 def test_runs_without_a_common_epoch(two_runs) -> None:
     store, a, b = two_runs
-    view = Tweaked(store, b, drop={(lay, e) for lay in store.layers(b) for e in (0, 1)})
+    view = Tweaked(store, b, drop={(lay, e) for lay in store.layers(b) for e in (-1, 0, 1)})
     assert common_epochs(view, a, b) == []
     result = layer_cka(view, a, b)
     assert result.epoch is None and result.matrix.shape == (0, 0) and result.layers_a == []
