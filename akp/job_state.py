@@ -68,6 +68,7 @@ class Job:
     metrics: dict | None = None
     error: str | None = None
     stop_reason: str | None = None  # "cancel" or "shutdown" once asked to stop
+    outcome: dict = field(default_factory=dict)  # majority_rate, pred_classes once the store has the result
 
 
 @dataclass
@@ -89,7 +90,8 @@ def job_snapshot(job: Job, position: int | None) -> JobSnapshot:
         "run_id": job.run_id, "experiment_id": job.experiment_id, "condition": job.condition,
         "seed": job.seed, "state": job.state, "epochs_done": job.epochs_done,
         "test_acc": latest.get("test_acc"), "train_acc": latest.get("train_acc"), "gap": latest.get("gap"),
-        "error": job.error,
+        "error": job.error, "majority_rate": job.outcome.get("majority_rate"),
+        "pred_classes": job.outcome.get("pred_classes"),
         "epoch": job.epoch, "epochs": job.epochs, "batch": job.batch, "n_batches": job.n_batches,
         "metrics": metrics, "queue_position": position if job.state == QUEUED else None,
         "owner": job.owner, "vectorized": job.vectorized, "managed": True,

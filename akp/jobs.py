@@ -557,8 +557,10 @@ class JobManager:
                     run = self.store.run(job.run_id)
                 metrics = self.store.metrics(job.run_id)
                 state, error = run["state"], run["error"]
+                outcome = {k: run.get(k) for k in ("majority_rate", "pred_classes")}
             except Exception as exc:  # noqa: BLE001 - the store failed: report it on the run
                 metrics, state, error = [], FAILED, f"{type(exc).__name__}: {exc}"
+                outcome = {}
             with self._cond:
                 job.state, job.error = state, error
                 if state not in FINAL_STATES:
@@ -568,4 +570,5 @@ class JobManager:
                     job.error = error or f"the run was left {state!r} in the store; it was not trained here"
                 job.metrics = metrics[-1] if metrics else job.metrics
                 job.epochs_done = len(metrics)
+                job.outcome = outcome
                 self._cond.notify_all()

@@ -39,6 +39,10 @@ class RunRecord(TypedDict):
         Of the last finished epoch.
     error : str or None
         Why the run failed, was cancelled or interrupted.
+    majority_rate : float or None
+        The test split's majority-class rate (None before the run finished, or in old stores).
+    pred_classes : int or None
+        Distinct classes the final model predicts on the test split.
     """
 
     run_id: str
@@ -51,3 +55,5 @@ class RunRecord(TypedDict):
     train_acc: float | None
     gap: float | None
     error: str | None
+    majority_rate: float | None
+    pred_classes: int | None

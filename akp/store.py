@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
     activation TEXT, loss TEXT, PRIMARY KEY (run_id, epoch));
 """
+# Columns added to the runs table after the first version: (name, SQL type).
+RUN_COLUMNS_ADDED = (("majority_rate", "REAL"), ("pred_classes", "INTEGER"))
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "gap", "activation", "loss")
 
 
@@ -87,6 +89,16 @@ class RunStore:
         self._write_lock = threading.Lock()
         with self._write_lock:
             self._conn().executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns of newer versions to a store made by an older one (existing rows get NULL)."""
+        conn = self._conn()
+        have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        for column, kind in RUN_COLUMNS_ADDED:
+            if column not in have:
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+        conn.commit()
 
     # -- plumbing -------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -363,9 +375,10 @@ class RunStore:
                              (run_id, event["epoch"], event.get("activation"), event.get("loss")))
             conn.execute(
                 "UPDATE runs SET state = ?, error = NULL, epochs_done = ?, test_acc = ?, train_acc = ?, "
-                "gap = ?, updated = ? WHERE id = ?",
+                "gap = ?, majority_rate = ?, pred_classes = ?, updated = ? WHERE id = ?",
                 (result.state, len(result.metrics), last.get("test_acc"), last.get("train_acc"),
-                 last.get("gap"), time.time(), run_id))
+                 last.get("gap"), getattr(result, "majority_rate", None), getattr(result, "pred_classes", None),
+                 time.time(), run_id))
 
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
         """Per-epoch metrics of a run, in epoch order."""
@@ -435,4 +448,5 @@ def _insert_epoch(conn: sqlite3.Connection, run_id: str, row: dict[str, Any], ev
 def _run_dict(r: sqlite3.Row) -> RunRecord:
     return {"run_id": r["id"], "experiment_id": r["experiment_id"], "condition": r["condition"],
             "seed": r["seed"], "state": r["state"], "test_acc": r["test_acc"], "train_acc": r["train_acc"],
-            "gap": r["gap"], "epochs_done": r["epochs_done"], "error": r["error"]}
+            "gap": r["gap"], "epochs_done": r["epochs_done"], "error": r["error"],
+            "majority_rate": r["majority_rate"], "pred_classes": r["pred_classes"]}

@@ -55,6 +55,10 @@ class RunResult:
         Swap events as they took effect: epoch, activation, loss (None = unchanged).
     representations : dict
         layer -> epoch -> ndarray (n_probe, features), float32.
+    majority_rate : float or None
+        Share of the test split's most frequent class: what predicting one class scores.
+    pred_classes : int or None
+        Distinct classes the final model predicts on the test split (1: it predicts one class).
     """
 
     condition: str
@@ -63,6 +67,8 @@ class RunResult:
     metrics: list[dict] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
     representations: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+    majority_rate: float | None = None
+    pred_classes: int | None = None
 
     @property
     def test_acc(self) -> float | None:
@@ -94,6 +100,18 @@ def evaluate(model: SmallCNN, x: torch.Tensor, y: torch.Tensor, loss_fn) -> tupl
         total_loss += float(loss_fn(logits, y[i:i + EVAL_BATCH])) * len(logits)
         correct += int((logits.argmax(1) == y[i:i + EVAL_BATCH]).sum())
     return total_loss / len(x), correct / len(x)
+
+
+def majority_rate(y: torch.Tensor) -> float:
+    """Share of the most frequent label in ``y``."""
+    return float(torch.bincount(y.cpu()).max()) / len(y)
+
+
+@torch.no_grad()
+def predicted_classes(model: SmallCNN, x: torch.Tensor) -> int:
+    """Number of distinct classes ``model`` predicts on ``x``."""
+    preds = torch.cat([model(x[i:i + EVAL_BATCH])[0].argmax(1) for i in range(0, len(x), EVAL_BATCH)])
+    return int(torch.unique(preds).numel())
 
 
 @torch.no_grad()
@@ -174,7 +192,7 @@ def train_run(
     optimizer = make_optimizer(spec.optimizer, model.parameters(), spec.lr)
     loss_name = schedule.loss
     loss_fn = get_loss(loss_name)
-    result = RunResult(schedule.name, seed, DONE)
+    result = RunResult(schedule.name, seed, DONE, majority_rate=majority_rate(y_test))
     layers, capture_at = spec.capture_layers, set(spec.capture_at)
     n_batches = math.ceil(len(x_train) / spec.batch_size)
     # The untrained network, stored as epoch -1: convergence and dispersion start from initialisation.
@@ -234,4 +252,5 @@ def train_run(
                 result.representations.setdefault(layer, {})[epoch] = feats
         if on_progress is not None:
             on_progress(Progress(epoch, spec.epochs, n_batches, n_batches, row))
+    result.pred_classes = predicted_classes(model, x_test)  # a run that predicts one class has collapsed
     return result

@@ -41,7 +41,16 @@ from akp.models import ModelSpec, build_model
 from akp.runs import CANCELLED, DIVERGED, DONE
 from akp.schedule import SwapEvent, SwapSchedule
 from akp.swaps import get_loss, swap_activation
-from akp.train import EVAL_BATCH, UNTRAINED_EPOCH, Progress, RunResult, epoch_order, make_optimizer, training_tensors
+from akp.train import (
+    EVAL_BATCH,
+    UNTRAINED_EPOCH,
+    Progress,
+    RunResult,
+    epoch_order,
+    majority_rate,
+    make_optimizer,
+    training_tensors,
+)
 
 # Losses without a vmap batching rule (torch falls back to a slow loop with a warning): loop ourselves.
 _NO_VMAP_LOSSES = frozenset({"hinge"})
@@ -182,7 +191,8 @@ class _VectorizedGroup:
         self.capture_forward = member_features(self.base, spec.capture_layers, spec.conv_reduce)
         self.loss_name = schedule.loss
         self.loss_fn = get_loss(self.loss_name)
-        self.results = [RunResult(schedule.name, s, DONE) for s in seeds]
+        # pred_classes stays None here: the vectorized path does not re-evaluate its members at the end.
+        self.results = [RunResult(schedule.name, s, DONE, majority_rate=majority_rate(self.y_test)) for s in seeds]
         self.active = torch.ones(len(seeds), dtype=torch.bool)
         self.frozen: list[torch.Tensor] | None = None
         self.n_batches = math.ceil(len(self.x_train) / spec.batch_size)

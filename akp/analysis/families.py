@@ -17,13 +17,16 @@ import numpy as np
 from akp.analysis.common import FAMILIES, AnalysisError, is_finite_number, jsonable
 from akp.runs import DIVERGED, DONE, FINISHED_STATES
 
-__all__ = ["MIN_AUTO_GAP", "RULES", "Families", "label_families", "label_runs", "largest_gap_threshold"]
+__all__ = ["COLLAPSE_MARGIN", "MIN_AUTO_GAP", "RULES", "Families", "collapse_reason", "label_families", "label_runs",
+           "largest_gap_threshold"]
 
 RULES = ("accuracy", "gap")
 # Smallest accuracy gap the automatic rule treats as a split between families (5 percentage points).
 MIN_AUTO_GAP = 0.05
 # Generalization-gap limit of the "gap" rule when none is given.
 DEFAULT_MAX_GAP = 0.1
+# A run must beat the test split's majority-class rate by this much, or it has collapsed (learned nothing).
+COLLAPSE_MARGIN = 0.02
 
 
 def largest_gap_threshold(values: Sequence[float], *, min_gap: float = MIN_AUTO_GAP) -> float | None:
@@ -118,7 +121,10 @@ class Families:
     max_gap : float or None
         Generalization-gap limit used by the ``"gap"`` rule.
     excluded : list of dict
-        ``{"run_id", "reason"}`` for runs left out (not finished).
+        ``{"run_id", "reason"}`` for runs left out (not finished, or collapsed).
+    collapsed : dict
+        run_id -> why the run counts as collapsed (no better than predicting the majority class, or
+        predicting one class only): never happy, left out of both families.
     """
 
     run_ids: list[str]
@@ -128,6 +134,7 @@ class Families:
     threshold: float | None
     max_gap: float | None
     excluded: list[dict[str, str]] = field(default_factory=list)
+    collapsed: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Number of runs per family."""
@@ -166,6 +173,27 @@ def _finished(runs: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], 
     return kept, excluded
 
 
+def collapse_reason(record: Mapping[str, Any], margin: float = COLLAPSE_MARGIN) -> str | None:
+    """Why a finished run has collapsed, or None. Records without the fields (old stores) never have."""
+    if record.get("state") != DONE:
+        return None
+    if record.get("pred_classes") == 1:
+        return "collapsed: predicts one class only"
+    acc, rate = record.get("test_acc"), record.get("majority_rate")
+    if is_finite_number(acc) and is_finite_number(rate) and acc < rate + margin:
+        return (f"collapsed: test accuracy {acc:.3f} does not beat the majority-class rate {rate:.3f} "
+                f"by {margin:g}")
+    return None
+
+
+def _check_above_majority(threshold: float | None, records: Sequence[Mapping[str, Any]], margin: float) -> None:
+    rates = [r["majority_rate"] for r in records if is_finite_number(r.get("majority_rate"))]
+    if threshold is not None and rates and threshold < max(rates) + margin:
+        raise AnalysisError.at("threshold", f"{threshold:g} does not beat the majority-class rate {max(rates):.3f} "
+                                            f"by {margin:g}: a run that always answers the majority class would "
+                                            "be happy; choose a threshold above it")
+
+
 def _family_of(record: Mapping[str, Any], rule: str, cut: float | None, max_gap: float | None) -> str:
     """The family of one finished run under ``rule``."""
     acc = record.get("test_acc")
@@ -187,6 +215,7 @@ def label_runs(
     rule: str = "accuracy",
     threshold: float | None = None,
     max_gap: float | None = None,
+    collapse_margin: float = COLLAPSE_MARGIN,
 ) -> Families:
     """Sort the finished runs of an experiment into happy and unhappy families.
 
@@ -204,6 +233,10 @@ def label_runs(
     threshold : float, optional
     max_gap : float, optional
         Required by the ``"gap"`` rule; default 0.1 there.
+    collapse_margin : float, default=COLLAPSE_MARGIN (0.02)
+        A finished run whose test accuracy does not beat its test split's
+        majority-class rate by this margin, or that predicts one class only, is
+        collapsed: left out of both families, with its reason.
 
     Returns
     -------
@@ -219,6 +252,10 @@ def label_runs(
     """
     max_gap = _check_rule(rule, threshold, max_gap)
     kept, excluded = _finished(runs)
+    _check_above_majority(threshold, kept, collapse_margin)
+    collapsed = {str(r["run_id"]): why for r in kept if (why := collapse_reason(r, collapse_margin)) is not None}
+    excluded += [{"run_id": rid, "reason": why} for rid, why in collapsed.items()]
+    kept = [r for r in kept if str(r["run_id"]) not in collapsed]
     cut = threshold
     if rule == "accuracy" and threshold is None:
         cut = largest_gap_threshold([r.get("test_acc") for r in kept if r.get("state") != DIVERGED])
@@ -232,4 +269,5 @@ def label_runs(
         threshold=None if cut is None else float(cut),
         max_gap=max_gap,
         excluded=excluded,
+        collapsed=collapsed,
     )

@@ -68,3 +68,26 @@ def test_automatic_split_needs_a_real_gap():
                              {(f"r{i}", "embedding", 0): np.random.default_rng(i).random((16, 3))
                               for i in range(4)}), "e", layer="embedding")
     assert res.verdict_code == "one_family"
+
+
+def test_collapsed_runs_are_never_happy_and_are_listed_with_their_reason():
+    runs = [run("ok", 0.9), run("chance", 0.731), run("one-class", 0.8), run("old", 0.5)]
+    for r in runs[:3]:
+        r["majority_rate"], r["pred_classes"] = 0.731, 2
+    runs[2]["pred_classes"] = 1  # a model that answers one class, whatever its accuracy
+    fams = label_runs(runs, threshold=0.85)
+    assert fams.collapsed == {
+        "chance": "collapsed: test accuracy 0.731 does not beat the majority-class rate 0.731 by 0.02",
+        "one-class": "collapsed: predicts one class only"}
+    assert fams.run_ids == ["ok", "old"] and fams.families == ["happy", "unhappy"]  # old records: not collapsed
+    assert {e["run_id"] for e in fams.excluded} == {"chance", "one-class"}
+
+
+def test_a_threshold_at_the_majority_rate_is_refused():
+    runs = [run("a", 0.9), run("b", 0.77)]
+    for r in runs:
+        r["majority_rate"] = 0.731
+    with pytest.raises(AnalysisError) as info:
+        label_runs(runs, threshold=0.74)
+    assert info.value.field == "threshold" and "majority-class rate 0.731" in str(info.value)
+    assert label_runs(runs, threshold=0.8).families == ["happy", "unhappy"]
