@@ -162,3 +162,23 @@ def test_a_failed_commit_leaves_the_connection_usable(store, monkeypatch):
     assert store.run(rid)["state"] == "queued"  # rolled back
     store.set_state(rid, "cancelled")  # and the next transaction on this thread works
     assert store.run(rid)["state"] == "cancelled"
+
+
+def test_a_store_made_before_the_collapse_columns_opens_and_reads(tmp_path):
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "akp.sqlite")
+    conn.executescript("""
+        CREATE TABLE experiments (id TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL,
+                                  owner TEXT, spec TEXT NOT NULL);
+        CREATE TABLE runs (id TEXT PRIMARY KEY, experiment_id TEXT NOT NULL, condition TEXT NOT NULL,
+                           seed INTEGER NOT NULL, state TEXT NOT NULL, error TEXT,
+                           epochs_done INTEGER NOT NULL DEFAULT 0, test_acc REAL, train_acc REAL, gap REAL,
+                           updated REAL NOT NULL);
+    """)
+    conn.execute("INSERT INTO experiments VALUES ('e1', 'old', 0, NULL, ?)", (load_preset("smoke").to_json(),))
+    conn.execute("INSERT INTO runs VALUES ('e1-r0', 'e1', 'steady', 0, 'done', NULL, 2, 0.9, 0.95, 0.05, 0)")
+    conn.commit()
+    conn.close()
+    run = RunStore(tmp_path).runs("e1")[0]
+    assert run["test_acc"] == 0.9 and run["majority_rate"] is None and run["pred_classes"] is None
