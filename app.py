@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover
     pass
 
 import ui  # noqa: E402
+from akp.errors import AKPError  # noqa: E402
 from akp.projection import start_warm_up  # noqa: E402
 from akp.runs import QUEUED, RUNNING  # noqa: E402
 
@@ -88,4 +89,5 @@ def queue_panel() -> None:
 _start_warm_up()
 nav = build_navigation()
 sidebar()
-nav.run()
+with ui.guard("This page", expected=(AKPError,)):  # field and rule; anything else: one line, an error id
+    nav.run()

@@ -167,9 +167,11 @@ def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
         if not parts:
             raise DesignError.at("seeds", "list at least one seed, e.g. '0-4' or '0, 1, 2'")
         for part in parts:
-            m = re.fullmatch(r"(\d+)\s*(?:-\s*(\d+))?", part)
+            # ASCII digits, at most 12 (seeds end at 2**31 - 1): no int() of thousands of digits.
+            m = re.fullmatch(r"([0-9]{1,12})\s*(?:-\s*([0-9]{1,12}))?", part)
             if not m:
-                raise DesignError.at("seeds", f"cannot read {part!r}; use integers and ranges like '0-4'")
+                shown = part if len(part) <= 40 else part[:37] + "..."
+                raise DesignError.at("seeds", f"cannot read {shown!r}; use integers and ranges like '0-4'")
             lo = int(m.group(1))
             hi = int(m.group(2)) if m.group(2) is not None else lo
             if hi < lo:
@@ -432,6 +434,10 @@ def read_json_upload(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> Exper
         obj = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DesignError.at("upload", f"not a UTF-8 JSON file ({exc})") from None
+    except ValueError:  # an integer of thousands of digits (Python's int-string limit)
+        raise DesignError.at("upload", "holds a number too long to be a spec value") from None
+    except RecursionError:
+        raise DesignError.at("upload", "nested too deeply to be a spec") from None
     try:
         if isinstance(obj, dict) and ("conditions" in obj or "epochs" in obj or "model" in obj):
             return ExperimentSpec.from_dict(obj)

@@ -23,9 +23,25 @@ _cache: "OrderedDict[str, Dataset]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
+def _dataset_key(spec: ExperimentSpec, home) -> str:
+    return f"{spec.dataset}|{sorted(spec.dataset_options.items())}|{home}"
+
+
+def prime_dataset(spec: ExperimentSpec, home, data: Dataset) -> None:
+    """Put an already loaded dataset in this process's cache, so :func:`cached_dataset` never reads it.
+
+    A Ray worker gets the dataset from the object store, not from ``home`` (which is the driver's disk).
+    """
+    with _cache_lock:
+        _cache[_dataset_key(spec, home)] = data
+        _cache.move_to_end(_dataset_key(spec, home))
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+
+
 def cached_dataset(spec: ExperimentSpec, home) -> Dataset:
     """Load the spec's dataset once per process (small LRU), since all runs of an experiment share it."""
-    key = f"{spec.dataset}|{sorted(spec.dataset_options.items())}|{home}"
+    key = _dataset_key(spec, home)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)

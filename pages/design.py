@@ -179,14 +179,17 @@ def handle_data_upload(upload: Any, options: dict[str, Any], slot: Any) -> None:
             with st.spinner(f"Checking and registering {upload.name}..."):
                 dataset_id = register_upload(upload.getvalue(), upload.name, home=ui.home_path(), **options)
         except DatasetError as exc:
-            seen[upload.file_id] = ("error", str(exc))
+            seen[upload.file_id] = ("error", ui.error_text(exc, "Nothing was registered: "))
+        except Exception as exc:  # a bug or an outage: logged with an id, and not retried on every rerun
+            seen[upload.file_id] = ("error", ui.unexpected_text("Registering the upload",
+                                                                ui.log_unexpected(exc, "Registering the upload")))
         else:
             seen[upload.file_id] = ("ok", dataset_id)
             st.session_state[PREFIX + "dataset_path"] = dataset_id
-            st.toast(f"Registered {upload.name} as {dataset_id}")
+            st.toast(f"Registered {ui.md(upload.name)} as {ui.md(dataset_id)}")
     status, detail = seen[upload.file_id]
     if status == "error":
-        slot.error(f"Nothing was registered: {detail}")
+        slot.error(detail)  # escaped when stored
 
 
 def on_registered() -> None:
@@ -196,13 +199,14 @@ def on_registered() -> None:
         st.session_state[PREFIX + "dataset_path"] = chosen
 
 
+@ui.guard("Register")  # a callback runs before app.py's guard
 def on_register(options: dict[str, Any]) -> None:
     """Callback of the Register button: register the server-side path and show its id in the field."""
     try:
         source = allowed_source(str(st.session_state.get(PREFIX + "dataset_path") or ""))
         dataset_id = register_path(source, home=ui.home_path(), **options)
     except DatasetError as exc:
-        st.session_state[DATA_ERROR] = f"Nothing was registered: {exc}"
+        st.session_state[DATA_ERROR] = ui.error_text(exc, "Nothing was registered: ")
     else:
         st.session_state[PREFIX + "dataset_path"] = dataset_id
 
@@ -215,15 +219,15 @@ def show_dataset_card(dataset: str, slot: Any) -> None:
     try:
         card = dataset_card(dataset, home=home)
     except DatasetError as exc:
-        slot.error(str(exc))
+        ui.show_error(exc, slot)
         return
     with st.container(border=True, key=PREFIX + "dataset-card"):
         st.subheader(f"{ui.md(card.get('name', dataset))} ({ui.md(dataset)})")
-        st.caption(card_summary(card))
+        st.caption(ui.md(card_summary(card)))  # class names come from the user's folders
         st.dataframe(card_table(card), hide_index=True, key=PREFIX + "card-counts")
         for name, paths in card_samples(card, home=home).items():
             if paths:
-                st.caption(name)
+                st.caption(ui.md(name))
                 st.image([str(p) for p in paths], width=72)
 
 
@@ -243,7 +247,7 @@ def show_problem(problem: DesignError, slots: dict[str, Any], schedules: list[Sw
     if key == "conditions" and any(s is None for s in schedules):
         return  # each bad schedule's message is under it already
     where = slots.get(key) or slots["conditions" if key.startswith("conditions") else "name"]
-    where.error(str(problem))
+    ui.show_error(problem, where)
 
 
 # -- page ------------------------------------------------------------------------------------------
@@ -262,17 +266,16 @@ with top[1]:
     slots["upload"] = errors_slot()
 if upload is not None and upload.file_id not in st.session_state.setdefault(UPLOADS_SEEN, []):
     st.session_state[UPLOADS_SEEN].append(upload.file_id)
-    try:
+    loaded: ExperimentSpec | SwapSchedule | None = None
+    with ui.guard("Importing the file", slots["upload"]):
         loaded = read_json_upload(upload.getvalue())
-    except DesignError as exc:
-        slots["upload"].error(str(exc))
-    else:
-        if isinstance(loaded, ExperimentSpec):
-            apply_spec(loaded)
-            st.toast(f"Loaded the spec {loaded.name!r}")
-        else:
-            st.session_state[CONDITIONS].append(_condition_state(loaded))
-            st.toast(f"Added the schedule {loaded.name!r}")
+    if isinstance(loaded, ExperimentSpec):
+        apply_spec(loaded)
+        st.toast(f"Loaded the spec {ui.md(loaded.name)}")
+        st.rerun()
+    elif loaded is not None:
+        st.session_state[CONDITIONS].append(_condition_state(loaded))
+        st.toast(f"Added the schedule {ui.md(loaded.name)}")
         st.rerun()
 
 st.text_input(**ui.text_kwargs(constraint_of("name"), key=PREFIX + "name"))
@@ -328,9 +331,9 @@ slots["dataset"] = errors_slot()
 if not synthetic:
     field_problem = path_problem(str(st.session_state.get(PREFIX + "dataset_path") or ""))
     if DATA_ERROR in st.session_state:
-        slots["dataset"].error(st.session_state.pop(DATA_ERROR))
+        slots["dataset"].error(st.session_state.pop(DATA_ERROR))  # escaped when stored
     elif field_problem:
-        slots["dataset"].error(field_problem)
+        slots["dataset"].error(ui.md(field_problem))
     show_dataset_card(str(st.session_state.get(PREFIX + "dataset_path") or "").strip(), slots["dataset"])
 
 # Model and training ----------------------------------------------------------------------------------
@@ -395,7 +398,7 @@ for i, cond in enumerate(st.session_state[CONDITIONS]):
             ui.download_json(sched, f"schedule-{ui.slug(sched.name)}", label="Export schedule (JSON)",
                              key=f"cond-{uid}-json")
         except ScheduleError as exc:
-            slot.error(f"{name or 'condition'}: {exc}")
+            ui.show_error(exc, slot, prefix=f"{name or 'condition'}: ")
             schedules.append(None)
 if remove:
     st.session_state[CONDITIONS] = [c for j, c in enumerate(st.session_state[CONDITIONS]) if j not in remove]
@@ -458,9 +461,10 @@ if spec is not None:
 launch_slot = st.container()
 if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/rocket_launch:"):
     if spec is None:
-        launch_slot.error(f"Nothing was queued: {problem}")
+        ui.show_error(problem, launch_slot, prefix="Nothing was queued: ")
     else:
         store = ui.get_store()
+        experiment_id = None
         try:
             if spec.dataset != SYNTHETIC and not is_dataset_id(spec.dataset):
                 # A server-side path is registered first, so the experiment names content, not a path.
@@ -471,17 +475,18 @@ if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/ro
                         source, home=ui.home_path(), **data_options))
             experiment_id = store.create_experiment(spec)
         except (ExperimentError, DatasetError, ValueError) as exc:
-            slots["dataset"].error(str(exc) if str(exc).startswith("dataset") else f"dataset: {exc}")
-            launch_slot.error(f"Nothing was queued: {exc}")
-        else:
+            ui.show_error(exc, slots["dataset"], prefix="" if str(exc).startswith("dataset") else "dataset: ")
+            ui.show_error(exc, launch_slot, prefix="Nothing was queued: ")
+        except Exception as exc:  # a bug or an outage (memory, disk): one line and an error id
+            ui.report_unexpected(exc, "Launch", launch_slot)
+        if experiment_id is not None:
             queued: list[str] = []
             if manager is None:
                 launch_slot.warning("Created, but no job manager is available to train it.")
             else:
-                try:
+                with ui.guard("Queueing the runs", launch_slot, prefix="Created, but not queued (resume it on Runs "
+                                                                       "later): "):
                     queued = manager.submit(experiment_id)
-                except ValueError as exc:
-                    launch_slot.error(f"Created, but not queued: {exc}. Resume it on Runs later.")
             ui.set_selected_experiment(experiment_id)
             st.session_state["_design_launched"] = (experiment_id, len(queued))
             st.switch_page("pages/runs.py", query_params={"experiment": experiment_id})

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from akp.experiment import ExperimentError, load_preset
+from akp.experiment import load_preset
 from akp.runs import CANCELLED, DIVERGED, DONE, FAILED, FINISHED_STATES, INTERRUPTED, QUEUED, RUNNING
 
 STATE_ORDER = (QUEUED, RUNNING, DONE, DIVERGED, FAILED, CANCELLED, INTERRUPTED)  # the table's columns
@@ -29,19 +29,17 @@ with st.container(horizontal=True):
 def launch_preset(name: str) -> str | None:
     """Create the preset's experiment and queue its runs; report problems, never raise."""
     store, manager = ui.get_store(), ui.get_manager()
-    try:
-        spec = load_preset(name)
-        experiment_id = store.create_experiment(spec)
-    except (ExperimentError, ValueError, OSError) as exc:
-        st.error(f"Could not create the {ui.md(name)} experiment: {ui.md(exc)}")
+    experiment_id = None
+    with ui.guard("Creating the experiment", prefix=f"Could not create the {name} experiment: "):
+        experiment_id = store.create_experiment(load_preset(name))
+    if experiment_id is None:
         return None
     if manager is None:
         st.warning("The experiment was created, but no job manager is available to train it.")
         return experiment_id
-    try:
+    # Queue full or quota: the runs stay queued in the store, and the message says which limit.
+    with ui.guard("Queueing the runs", prefix="The runs were created but not queued: "):
         manager.submit(experiment_id)
-    except ValueError as exc:  # queue full or quota: the runs stay queued in the store
-        st.error(f"The runs were created but not queued: {ui.md(exc)}")
     ui.set_selected_experiment(experiment_id)
     return experiment_id
 

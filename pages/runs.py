@@ -31,10 +31,10 @@ if experiment_id is None:
     st.page_link("pages/design.py", label="Design an experiment", icon=":material/tune:")
     st.stop()
 
-try:
+spec = None
+with ui.guard("Reading the spec", prefix="Cannot read this experiment's spec: "):
     spec = store.spec(experiment_id)
-except ValueError as exc:
-    st.error(f"Cannot read this experiment's spec: {ui.md(exc)}")
+if spec is None:
     st.stop()
 
 st.caption(f"{ui.md(spec.name)}: {len(spec.conditions)} conditions × {len(spec.seeds)} seeds × {spec.epochs} epochs, "
@@ -75,18 +75,17 @@ def actions(runs: list[dict[str, Any]], snaps: list[dict[str, Any]]) -> None:
     c1 = c2 = c3 = st.container(horizontal=True)
     if c1.button(f"Cancel {len(active)} active", key="runs-cancel", icon=":material/stop:",
                  disabled=manager is None or not active):
-        cancelled = manager.cancel(experiment_id)
-        st.toast(f"Cancelled {len(cancelled)} runs")
-        st.rerun(scope="app")
+        with ui.guard("Cancel"):
+            cancelled = manager.cancel(experiment_id)
+            st.toast(f"Cancelled {len(cancelled)} runs")
+            st.rerun(scope="app")
     label = f"Resume {len(resumable)}" if resumable else "Resume"
     if c2.button(label, key="runs-resume", icon=":material/replay:",
                  disabled=manager is None or not (resumable or never_submitted)):
-        try:
+        with ui.guard("Resume", prefix="Cannot resume: "):  # on an error, no rerun: the message stays
             queued = manager.resume(experiment_id)
             st.toast(f"Queued {len(queued)} runs again")
-        except ValueError as exc:
-            st.error(f"Cannot resume: {ui.md(exc)}")
-        st.rerun(scope="app")
+            st.rerun(scope="app")
     ui.download_json(spec, f"spec-{ui.slug(spec.name)}", label="Spec (JSON)",
                      key="runs-spec-json", container=c3)
 
@@ -95,6 +94,7 @@ initially_active = ui.any_active(experiment_id)
 
 
 @st.fragment(run_every=POLL_SECONDS if initially_active else None)
+@ui.guard("Live progress")  # a fragment's rerun runs outside app.py's guard
 def live() -> None:
     """Progress table, state counts, cancel/resume; polls while runs are active."""
     runs = store.runs(experiment_id)

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Two cores here: keep torch from oversubscribing when pytest and a server share the machine.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# App tests see a page's unexpected errors as exceptions (ui.guard shows them as one line otherwise).
+os.environ.setdefault("AKP_RAISE_ERRORS", "1")
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def app(page: str | None = None, query: dict | None = None) -> AppTest:
 
 def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
-    parts += [e.value for e in at.error] + [i.value for i in at.info] + [s.value for s in at.subheader]
+    parts += [ui.plain(e.value) for e in at.error] + [i.value for i in at.info] + [s.value for s in at.subheader]
     return "\n".join(str(p) for p in parts)
 
 
@@ -174,10 +174,10 @@ def test_design_event_past_budget_shows_error_and_creates_nothing(empty_home: Pa
     at = design()
     at.selectbox(key="design-preset").select("smoke").run()
     at.number_input(key="design-epochs").set_value(1).run()  # sigmoid-shock swaps at epoch 1
-    errors = [e.value for e in at.error]
+    errors = [ui.plain(e.value) for e in at.error]
     assert any("past the training budget" in e and "sigmoid-shock" in e for e in errors), errors
     at.button(key="design-launch").click().run()
-    assert any("Nothing was queued" in e.value for e in at.error)
+    assert any("Nothing was queued" in ui.plain(e.value) for e in at.error)
     assert RunStore(empty_home).experiments() == []
 
 
@@ -189,8 +189,8 @@ def test_design_edited_schedule_rows_are_validated(empty_home: Path) -> None:
     conds[1]["current"] = conds[1]["rows"] = [{"epoch": 5.0, "activation": "tanh", "loss": None}]
     at.session_state["design-conditions"] = conds
     at.run()
-    assert any("events[0].epoch: 5 is past the training budget" in e.value for e in at.error), \
-        [e.value for e in at.error]
+    assert any("events[0].epoch: 5 is past the training budget" in ui.plain(e.value) for e in at.error), \
+        [ui.plain(e.value) for e in at.error]
     at.button(key="design-launch").click().run()
     assert RunStore(empty_home).experiments() == []
 
@@ -204,7 +204,7 @@ def test_design_invalid_field_message_and_nothing_created(empty_home: Path, key:
                                                           message: str) -> None:
     at = design()
     at.text_input(key=key).input(value).run()
-    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert any(message in ui.plain(e.value) for e in at.error), [ui.plain(e.value) for e in at.error]
     at.button(key="design-launch").click().run()
     assert RunStore(empty_home).experiments() == []
 
@@ -213,7 +213,7 @@ def test_design_probe_larger_than_test_set_is_refused(empty_home: Path) -> None:
     at = design()
     at.selectbox(key="design-preset").select("smoke").run()
     at.number_input(key="design-probe_size").set_value(500).run()  # smoke has 160 test images
-    assert any("probe_size: at most n_test (160)" in e.value for e in at.error)
+    assert any("probe_size: at most n_test (160)" in ui.plain(e.value) for e in at.error)
 
 
 def test_design_import_schedule_and_spec_json(empty_home: Path) -> None:
@@ -229,7 +229,7 @@ def test_design_import_schedule_and_spec_json(empty_home: Path) -> None:
     assert at.text_input(key="design-name").value == "imported"
     assert at.number_input(key="design-epochs").value == 3
     at.file_uploader(key="design-upload").upload("bad.json", b"{not json", "application/json").run()
-    assert any("upload: not a UTF-8 JSON file" in e.value for e in at.error)
+    assert any("upload: not a UTF-8 JSON file" in ui.plain(e.value) for e in at.error)
     assert RunStore(empty_home).experiments() == []
 
 
@@ -299,7 +299,7 @@ def test_runs_cancel_and_resume(empty_home: Path) -> None:
     assert at.button(key="runs-resume").label == "Resume 4"
     at.button(key="runs-resume").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    assert not at.error, [ui.plain(e.value) for e in at.error]
     # Resume queued all four again: none is left cancelled, and the manager holds them.
     states = [r["state"] for r in store.runs(exp_id)]
     assert len(states) == 4 and set(states) <= {"queued", "running", "done", "diverged"}, states

@@ -65,7 +65,7 @@ def my_data(preset: str = "smoke") -> AppTest:
 
 
 def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return [ui.plain(e.value) for e in at.error]  # as read (user text in them is escaped)
 
 
 def assert_card_shown(at: AppTest, dataset_id: str, total: int) -> None:

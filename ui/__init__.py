@@ -11,7 +11,9 @@ Modules, by concept:
 - :mod:`ui.tables`: :func:`show_table`, :func:`show_figure` (with their downloads)
 - :mod:`ui.widgets`: widget labels and bounds from :mod:`akp.constraints`
 - :mod:`ui.shell`: pages always run inside app.py's navigation
-- :mod:`ui.text`: :func:`md`, user text made safe for Markdown
+- :mod:`ui.text`: :func:`md`, user text made safe for Markdown (:func:`plain` reads it back)
+- :mod:`ui.errors`: :func:`guard`, :func:`show_error`, :func:`error_text`: the field and rule of an
+  input error; one line and an error id (traceback in the server log) for anything else
 
 The main script's folder is on ``sys.path`` under ``streamlit run`` (and the
 repository root under pytest), so ``import ui`` needs no path edits. Importing
@@ -21,6 +23,7 @@ this package makes sure pages run inside app.py's navigation
 from __future__ import annotations
 
 from ui.downloads import download_csv, download_figure, download_json, figure_html, slug
+from ui.errors import error_text, guard, log_unexpected, report_unexpected, show_error, unexpected_text
 from ui.jobs import any_active, finished_runs, job_counts, live_status
 from ui.selectors import (
     EXPERIMENT_PARAM,
@@ -37,15 +40,16 @@ from ui.selectors import (
 from ui.shell import leave_pages_directory_mode
 from ui.state import get_manager, get_store, home_path, manager_of, shutdown_managers
 from ui.tables import show_figure, show_table
-from ui.text import md
+from ui.text import md, plain
 from ui.widgets import choice_kwargs, number_kwargs, text_kwargs
 
 __all__ = [
     "EXPERIMENT_PARAM", "RUN_PARAM", "any_active", "choice_kwargs", "download_csv", "download_figure",
-    "download_json", "experiment_label", "experiment_selector", "figure_html", "finished_runs", "get_manager",
-    "get_store", "home_path", "job_counts", "leave_pages_directory_mode", "live_status", "manager_of", "md",
-    "number_kwargs", "run_label", "run_selector", "selected_experiment", "selected_runs", "set_selected_experiment",
-    "set_selected_runs", "show_figure", "show_table", "shutdown_managers", "slug", "text_kwargs",
+    "download_json", "error_text", "experiment_label", "experiment_selector", "figure_html", "finished_runs",
+    "get_manager", "get_store", "guard", "home_path", "job_counts", "leave_pages_directory_mode", "live_status",
+    "log_unexpected", "manager_of", "md", "number_kwargs", "plain", "report_unexpected", "run_label", "run_selector",
+    "selected_experiment", "selected_runs", "set_selected_experiment", "set_selected_runs", "show_error",
+    "show_figure", "show_table", "shutdown_managers", "slug", "text_kwargs", "unexpected_text",
 ]
 
 leave_pages_directory_mode()

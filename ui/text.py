@@ -34,3 +34,22 @@ def md(value: Any) -> str:
     text = _SPECIALS.sub(r"\\\1", " ".join(text.splitlines()))
     text = _LEADING.sub(r"\1\\\2", text)
     return _LEADING_NUMBER.sub(r"\1\\\2", text)
+
+
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()!|~$>#+\-.)])")
+
+
+def plain(markdown: str) -> str:
+    """The text that Markdown made by :func:`md` reads as: its escapes undone (what a viewer sees).
+
+    Parameters
+    ----------
+    markdown : str
+        Text escaped by :func:`md` (possibly within a longer fixed message).
+
+    Returns
+    -------
+    str
+        Backslash escapes removed, ``&lt;``/``&amp;`` back to ``<``/``&``.
+    """
+    return _ESCAPED.sub(r"\1", str(markdown)).replace("&lt;", "<").replace("&amp;", "&")
