@@ -173,3 +173,63 @@ def test_cell_image_figure_grey_and_rgb():
     assert isinstance(rgb.data[0], go.Image) and np.asarray(rgb.data[0].z).shape == (4, 5, 3)
     with pytest.raises(ValueError, match="image"):
         A.cell_image_figure(np.ones((2, 4, 4)))
+
+
+# -- akp.plots.dispersion: routes over epochs, the untrained floor, PCoA with centres -----------------------
+def test_route_convergence_figure_routes_by_family_with_the_floor_line():
+    from akp.plots import dispersion as D
+
+    by_route = {"shock (unhappy)": {"family": "unhappy", "mean": [0.8, 0.7, float("nan")]},
+                "steady (happy)": {"family": "happy", "mean": [0.8, 0.9, 0.95]},
+                "tanh (happy)": {"family": "happy", "mean": [0.8, 0.85, 0.9]}}
+    fig = D.route_convergence_figure([-1, 0, 1], by_route, floor=0.78, swap_epochs=[1])
+    assert [t.name for t in fig.data] == ["steady (happy)", "tanh (happy)", "shock (unhappy)"]
+    assert fig.data[0].line.color == fig.data[1].line.color == A.FAMILY_COLORS["happy"]
+    assert fig.data[0].line.dash != fig.data[1].line.dash  # two routes of one family stay apart
+    assert fig.data[2].y[2] is None  # a gap, not a zero
+    floor = [s for s in fig.layout.shapes if s.y0 == s.y1]
+    assert len(floor) == 1 and floor[0].y0 == 0.78 and floor[0].line.dash == "dash"
+    assert any("untrained floor 0.780" in a.text for a in fig.layout.annotations)
+    assert [s.x0 for s in fig.layout.shapes if s.x0 == s.x1] == [1]
+    assert list(fig.layout.xaxis.ticktext) == ["untrained", "0", "1"]
+    no_floor = D.route_convergence_figure([-1, 0, 1], by_route, floor=float("nan"))
+    assert not no_floor.layout.shapes
+    with pytest.raises(ValueError, match="mean"):
+        D.route_convergence_figure([0, 1], by_route)
+
+
+def test_mark_floor_on_heatmap_widens_the_scale_and_labels_the_floor():
+    from akp.plots import dispersion as D
+
+    fig = A.cka_heatmap(matrix()[:4, :4] * 0 + 0.95 + np.eye(4) * 0.05, RECORDS[:4])
+    assert fig.data[0].zmin == 0.9
+    D.mark_floor_on_heatmap(fig, 0.72)
+    heat = fig.data[0]
+    assert heat.zmin == pytest.approx(0.7)  # the floor lies inside the colour range
+    assert 0.72 in heat.colorbar.tickvals
+    label = heat.colorbar.ticktext[list(heat.colorbar.tickvals).index(0.72)]
+    assert "untrained floor 0.720" in label
+    assert 0.7 not in heat.colorbar.tickvals and 0.8 in heat.colorbar.tickvals  # no tick crowding the floor
+    same = A.cka_heatmap(matrix(), RECORDS)
+    before = same.to_json()
+    assert D.mark_floor_on_heatmap(same, None).to_json() == before
+    with pytest.raises(ValueError, match="heatmap"):
+        D.mark_floor_on_heatmap(go.Figure(), 0.5)
+
+
+def test_pcoa_figure_runs_centres_and_spokes():
+    from akp.plots import dispersion as D
+
+    xy = np.arange(8, dtype=float).reshape(4, 2)
+    centres = {"happy": (4.0, 5.0), "unhappy": (2.0, 3.0)}
+    fig = D.pcoa_figure(xy, RECORDS[:4], centres, explained=(0.6, 0.3))
+    names = [t.name for t in fig.data]
+    assert names == ["happy spokes", "happy", "unhappy spokes", "unhappy", "happy centre", "unhappy centre"]
+    happy = fig.data[1]
+    assert list(happy.x) == [6.0, 2.0] and list(happy.customdata) == ["r3", "r1"]
+    assert list(fig.data[4].x) == [4.0] and list(fig.data[4].y) == [5.0]
+    spokes = fig.data[0]
+    assert list(spokes.x) == [4.0, 6.0, None, 4.0, 2.0, None]  # centre to each run
+    assert fig.layout.xaxis.title.text == "PCoA axis 1 (60%)"
+    with pytest.raises(ValueError, match="coords"):
+        D.pcoa_figure(xy, RECORDS[:3], centres)
