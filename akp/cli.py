@@ -112,6 +112,50 @@ def _run_all(store: RunStore, experiment_id: str, *, quiet: bool) -> None:
             bar.close()
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Train an experiment's unfinished runs again, each from its last checkpoint (``akp resume ID``)."""
+    from akp.jobs import JobManager
+    from akp.runner import resume_point
+    from akp.runs import RESUMABLE_STATES
+
+    store = RunStore(args.home)
+    spec = store.spec(args.experiment_id)
+    manager = JobManager(store, max_workers=1, cache_projections=False)  # marks a dead process's runs interrupted
+    try:
+        todo = [r for r in store.runs(args.experiment_id) if r["state"] in (*RESUMABLE_STATES, "queued")]
+        if not todo:
+            print(f"experiment {args.experiment_id}: nothing to resume (no interrupted, failed, cancelled "
+                  "or queued runs)")
+            return 0
+        for r in todo:
+            start, problem = resume_point(store, r["run_id"])
+            where = (f"from epoch 0 ({problem})" if problem else
+                     f"from epoch {start + 1} of {spec.epochs}" if start else "from epoch 1 (no checkpoint)")
+            print(f"run {r['run_id']} ({r['state']}): continues {where}", flush=True)
+        manager.resume(args.experiment_id)
+        bar = None if args.quiet else ProgressBar(len(todo))
+        try:
+            while not manager.wait(args.experiment_id, timeout=0.25):
+                running = [s for s in manager.status(args.experiment_id) if s["state"] == RUNNING]
+                if bar is not None and running:
+                    s = running[0]
+                    bar.update(f"{s['condition']} seed {s['seed']}", s["epoch"], s["epochs"], s["batch"],
+                               max(1, s["n_batches"]))
+        except KeyboardInterrupt:
+            manager.cancel(args.experiment_id)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        manager.shutdown(wait=True)
+    print(summary_table(store, args.experiment_id))
+    failed = [r for r in store.runs(args.experiment_id) if r["state"] == FAILED]
+    for r in failed:
+        print(f"run {r['run_id']} failed: {(r['error'] or '').splitlines()[0]}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     store = RunStore(args.home)
     rows = [[e["id"], e["name"], time.strftime("%Y-%m-%d %H:%M", time.localtime(e["created"])), e["n_runs"],
@@ -204,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", help=home_help)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("resume", help="train an experiment's unfinished runs again, from their last checkpoints")
+    p.add_argument("experiment_id")
+    p.add_argument("--home", help=home_help)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("list", help="list the experiments in the store")
     p.add_argument("--home", help=home_help)

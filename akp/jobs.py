@@ -191,7 +191,8 @@ class JobManager:
     def resume(self, experiment_id: str, *, owner: str | None = None) -> list[str]:
         """Queue again the experiment's unfinished runs: interrupted, failed, cancelled (and never-submitted queued).
 
-        Resumed runs train again from their first epoch (their partial results are cleared).
+        Each resumed run continues after the last epoch its checkpoint holds (:mod:`akp.checkpoints`),
+        or from epoch 0 when it has none (or an unusable one); the store's rows are rewritten from it.
 
         Returns
         -------

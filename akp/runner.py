@@ -3,20 +3,33 @@
 This is the one bridge between ``akp.train`` (or ``akp.vectorized``) and
 ``akp.store``; the job manager and the command line both call :func:`execute_run`
 (or :func:`execute_vectorized`).
+
+Checkpoints (:mod:`akp.checkpoints`): :func:`execute_run` saves one after every
+finished epoch and, when the run has one from an earlier attempt (cancelled,
+interrupted, failed), continues after its epoch instead of epoch 0. A checkpoint
+that cannot be used (corrupt, another run's) is deleted with a warning in the
+log and the run trains from epoch 0: the result is the same, only slower.
+Vectorized groups neither write nor read checkpoints (they train from epoch 0).
 """
 from __future__ import annotations
 
+import logging
 import threading
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 
+from akp import checkpoints
+from akp.checkpoints import CheckpointError
 from akp.datasets import Dataset, load_dataset
 from akp.experiment import ExperimentSpec
-from akp.runs import FAILED, QUEUED
+from akp.runs import FAILED, FINISHED_STATES, QUEUED, RunRecord
 from akp.store import RunStore
 from akp.train import Progress, RunResult, train_run
 from akp.vectorized import train_vectorized
+
+log = logging.getLogger(__name__)
 
 _CACHE_SIZE = 2
 _cache: "OrderedDict[str, Dataset]" = OrderedDict()
@@ -54,6 +67,40 @@ def cached_dataset(spec: ExperimentSpec, home) -> Dataset:
     return data
 
 
+def run_checkpoint(store: RunStore, run: RunRecord) -> Path:
+    """Where the checkpoint of a stored run lives (inside its experiment's directory)."""
+    return checkpoints.checkpoint_path(store.experiment_dir(run["experiment_id"]), run["run_id"])
+
+
+def _identity(spec: ExperimentSpec, run: RunRecord) -> dict:
+    return checkpoints.run_identity(run["condition"], run["seed"], spec.run_seed(run["condition"], run["seed"]),
+                                    spec.epochs)
+
+
+def resume_point(store: RunStore, run_id: str) -> tuple[int, str | None]:
+    """Where a run would continue if it trained now: the first epoch to train, and why not later.
+
+    Parameters
+    ----------
+    store : RunStore
+    run_id : str
+
+    Returns
+    -------
+    start : int
+        0 when there is no usable checkpoint, else the epoch after the checkpoint's.
+    problem : str or None
+        Why a checkpoint file that exists cannot be used (the run then starts at 0).
+    """
+    run = store.run(run_id)
+    spec = store.spec(run["experiment_id"])
+    try:
+        state = checkpoints.load_checkpoint(run_checkpoint(store, run), _identity(spec, run))
+    except CheckpointError as exc:
+        return 0, str(exc)
+    return (0 if state is None else state["epoch"] + 1), None
+
+
 def execute_run(
     store: RunStore,
     run_id: str,
@@ -64,8 +111,12 @@ def execute_run(
 ) -> RunResult | None:
     """Train the stored run ``run_id`` and record its outcome.
 
-    The run is marked ``running``; each finished epoch is written at once;
-    at the end the representations and final state are saved. An exception
+    The run is marked ``running``; each finished epoch is written at once and
+    checkpointed (:mod:`akp.checkpoints`); at the end the representations and
+    final state are saved, and the checkpoint of a done or diverged run is
+    deleted (unless ``AKP_KEEP_CHECKPOINTS`` is set). A run with a checkpoint
+    from an earlier attempt continues after its epoch; an unusable checkpoint is
+    deleted with a logged warning and the run starts from epoch 0. An exception
     marks the run ``failed`` with its message and is not re-raised, so a
     worker can go on with the next run.
 
@@ -92,6 +143,7 @@ def execute_run(
         schedule = spec.condition(run["condition"])
         data = cached_dataset(spec, store.home)
         probe = store.probe_images(run["experiment_id"])
+        path = run_checkpoint(store, run)
 
         def progress(p: Progress) -> None:
             if p.metrics is not None:
@@ -100,9 +152,21 @@ def execute_run(
             if on_progress is not None:
                 on_progress(p)
 
-        result = train_run(spec, schedule, run["seed"], dataset=data, probe=probe, device=device,
-                           on_progress=progress, should_stop=should_stop)
+        def train(resume: dict | None) -> RunResult:
+            return train_run(spec, schedule, run["seed"], dataset=data, probe=probe, device=device,
+                             on_progress=progress, should_stop=should_stop, resume=resume,
+                             on_checkpoint=lambda state: checkpoints.save_checkpoint(path, state))
+
+        try:
+            # claim_run cleared the store's rows: the restored history is written again as train_run reports it.
+            result = train(checkpoints.load_checkpoint(path, _identity(spec, run)))
+        except CheckpointError as exc:  # raised before any training or report: start over, loudly
+            log.warning("run %s: %s; it trains again from epoch 0", run_id, exc)
+            checkpoints.delete_checkpoint(path)
+            result = train(None)
         store.save_result(run_id, result)
+        if result.state in FINISHED_STATES and not checkpoints.keep_checkpoints():
+            checkpoints.delete_checkpoint(path)  # cancelled runs keep theirs for resume
         return result
     except Exception as exc:  # noqa: BLE001 - any failure of one run must not stop the worker
         message = f"{type(exc).__name__}: {exc}"
@@ -182,9 +246,11 @@ def execute_vectorized(
         results = train_vectorized(spec, schedule, [r["seed"] for r in runs], dataset=data, probe=probe,
                                    device=device, on_progress=progress, should_stop=should_stop,
                                    member_should_stop=member_should_stop)
-        for run_id, result in zip(run_ids, results, strict=True):
+        for run_id, run, result in zip(run_ids, runs, results, strict=True):
             store.save_result(run_id, result)
             saved.add(run_id)
+            if result.state in FINISHED_STATES and not checkpoints.keep_checkpoints():
+                checkpoints.delete_checkpoint(run_checkpoint(store, run))  # one from an earlier unvectorized try
         return results
     except Exception as exc:  # noqa: BLE001 - any failure of one group must not stop the worker
         message = f"{type(exc).__name__}: {exc}"

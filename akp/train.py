@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from akp import checkpoints
 from akp.datasets import Dataset, load_dataset
 from akp.experiment import ExperimentSpec, experiment_probe
 from akp.models import SmallCNN, build_model
@@ -155,6 +156,8 @@ def train_run(
     device: str | torch.device = "cpu",
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    resume: dict | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
 ) -> RunResult:
     """Train one run of ``spec`` under ``schedule`` with ``seed``.
 
@@ -177,11 +180,24 @@ def train_run(
     should_stop : callable, optional
         Polled before every batch; when it returns True the run stops and
         returns with state ``"cancelled"``.
+    resume : dict, optional
+        A checkpoint checked by :func:`akp.checkpoints.load_checkpoint`: training
+        continues after its epoch, its history comes first in the result, and each
+        of its metrics rows is reported once through ``on_progress`` (so callers
+        record the restored epochs as they record new ones).
+    on_checkpoint : callable, optional
+        Called with the checkpoint state (:func:`akp.checkpoints.make_state`) after
+        every finished epoch, before that epoch's ``on_progress``; save it before returning.
 
     Returns
     -------
     RunResult
         State ``"diverged"`` if a training loss became non-finite.
+
+    Raises
+    ------
+    CheckpointError
+        If ``resume`` does not fit the model or optimizer; raised before any training or report.
     """
     schedule.validate(spec.epochs)
     data, (x_train, y_train, x_test, y_test, x_probe) = training_tensors(spec, dataset, probe, home, device)
@@ -195,12 +211,25 @@ def train_run(
     result = RunResult(schedule.name, seed, DONE, majority_rate=majority_rate(y_test))
     layers, capture_at = spec.capture_layers, set(spec.capture_at)
     n_batches = math.ceil(len(x_train) / spec.batch_size)
-    # The untrained network, stored as epoch -1: convergence and dispersion start from initialisation.
-    model.eval()
-    for layer, feats in capture(model, x_probe, layers, spec.conv_reduce).items():
-        result.representations.setdefault(layer, {})[UNTRAINED_EPOCH] = feats
+    identity = checkpoints.run_identity(schedule.name, seed, init_seed, spec.epochs)
+    start = 0
+    if resume is not None:
+        # Continue after the checkpoint's epoch: its swaps happened, its history (epoch -1 too) is the run's.
+        result.representations = checkpoints.restore_into(resume, model, optimizer)
+        loss_name, loss_fn = resume["loss"], get_loss(resume["loss"])
+        result.metrics = [dict(m) for m in resume["metrics"]]
+        result.events = [dict(e) for e in resume["events"]]
+        start = resume["epoch"] + 1
+        if on_progress is not None:
+            for row in result.metrics:
+                on_progress(Progress(row["epoch"], spec.epochs, n_batches, n_batches, dict(row)))
+    else:
+        # The untrained network, stored as epoch -1: convergence and dispersion start from initialisation.
+        model.eval()
+        for layer, feats in capture(model, x_probe, layers, spec.conv_reduce).items():
+            result.representations.setdefault(layer, {})[UNTRAINED_EPOCH] = feats
 
-    for epoch in range(spec.epochs):
+    for epoch in range(start, spec.epochs):
         event = schedule.event_at(epoch)
         if event is not None:
             if event.activation:
@@ -250,6 +279,11 @@ def train_run(
         if epoch in capture_at:
             for layer, feats in capture(model, x_probe, layers, spec.conv_reduce).items():
                 result.representations.setdefault(layer, {})[epoch] = feats
+        if on_checkpoint is not None:
+            on_checkpoint(checkpoints.make_state(
+                identity=identity, epoch=epoch, model=model, optimizer=optimizer, activation=model.activation,
+                loss=loss_name, metrics=result.metrics, events=result.events,
+                representations=result.representations))
         if on_progress is not None:
             on_progress(Progress(epoch, spec.epochs, n_batches, n_batches, row))
     result.pred_classes = predicted_classes(model, x_test)  # a run that predicts one class has collapsed
