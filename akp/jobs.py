@@ -6,6 +6,11 @@ threads are plain daemon threads fed from a queue, so the server can exit at
 any time; they never touch Streamlit. Pages read :meth:`JobManager.status`
 snapshots (copies, safe from any thread) instead.
 
+Where a job trains is the executor's business (:mod:`akp.executors`): ``thread``
+(in this process, the default) or ``process`` (a local worker process, so
+training does not share the interpreter with a Streamlit server), chosen with
+the ``executor`` argument or ``AKP_EXECUTOR``.
+
 What a job is: one run (``akp.runner.execute_run``) or, where
 :func:`akp.vectorized.use_vectorized` says it is faster (several seeds on a GPU),
 all queued seeds of one condition trained as one vectorized group
@@ -22,16 +27,15 @@ a stopped process left behind, and :meth:`JobManager.resume` queues them again.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
 
 import torch
 
+from akp.executors import Executor, make_executor, resolve_settings, worker_threads  # noqa: F401 - re-exported
 from akp.holders import Holder, recover_orphans
 from akp.job_state import Job, JobSnapshot, Task, job_snapshot, store_snapshot
-from akp.runner import execute_run, execute_vectorized
 from akp.runs import (
     ACTIVE_STATES,
     CANCELLED,
@@ -65,25 +69,6 @@ class QuotaError(JobError):
     """Submitting would give an owner more queued and running runs than ``max_per_owner`` (nothing was queued)."""
 
 
-def worker_threads(max_workers: int, cores: int | None = None) -> int:
-    """Torch intra-op threads per process so that ``max_workers`` concurrent runs use the cores, not more.
-
-    Parameters
-    ----------
-    max_workers : int
-    cores : int, optional
-        Default: the CPUs this process may run on.
-
-    Returns
-    -------
-    int
-        ``max(1, cores // max_workers)``.
-    """
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, max_workers))
-
-
 class JobManager:
     """Train queued runs in background threads and report their progress.
 
@@ -107,12 +92,19 @@ class JobManager:
         layer at the last epoch (:func:`akp.projection.cache_run_embedding`) so
         the app's view opens at once. The command line turns it off: it would
         pay umap's compile time for a view it never shows.
+    executor : {"thread", "process"} or Executor, optional
+        Where runs train; default ``$AKP_EXECUTOR`` or ``"thread"``
+        (:func:`akp.executors.resolve_settings`). The manager runs ``max_workers``
+        threads either way; with ``"process"`` each hands its task to a worker process.
+    threads : int, optional
+        Torch intra-op threads per worker; default ``$AKP_THREADS_PER_WORKER`` or
+        ``max(1, cores // max_workers)`` (:func:`worker_threads`).
 
     Notes
     -----
-    The constructor sets torch's intra-op threads to ``max(1, cores // max_workers)``
-    (:func:`worker_threads`). ``torch.set_num_threads`` is process-wide: the last
-    manager created in a process decides it for every thread.
+    The thread executor sets torch's intra-op threads of this process
+    (``torch.set_num_threads`` is process-wide: the last manager created in a
+    process decides it for every thread); worker processes set their own.
 
     On start it marks runs that another process left behind as ``interrupted``
     (:func:`akp.holders.recover_orphans`); their ids are in :attr:`recovered`.
@@ -121,11 +113,14 @@ class JobManager:
     ------
     ValueError
         If a limit is out of range.
+    ExecutorError
+        If an executor setting is bad (unknown name, threads out of range); nothing is started.
     """
 
     def __init__(self, store: RunStore, *, max_workers: int = 1, max_queued: int = 64,
                  max_per_owner: int | None = None, device: str | None = None,
-                 vectorized: bool | None = None, cache_projections: bool = True) -> None:
+                 vectorized: bool | None = None, cache_projections: bool = True,
+                 executor: str | Executor | None = None, threads: int | None = None) -> None:
         for name, value, hi in (("max_workers", max_workers, 64), ("max_queued", max_queued, 100_000)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
                 raise ValueError(f"{name}: must be an integer from 1 to {hi}, got {value!r}")
@@ -134,6 +129,10 @@ class JobManager:
             raise ValueError(f"max_per_owner: must be a positive integer or None, got {max_per_owner!r}")
         if vectorized not in (None, True, False):
             raise ValueError(f"vectorized: must be None (auto), True or False, got {vectorized!r}")
+        if isinstance(executor, Executor):
+            self.executor = executor
+        else:  # checked before anything starts: a bad setting changes nothing
+            self.executor = make_executor(resolve_settings(executor, max_workers, threads))
         self.store = store
         self.max_workers = max_workers
         self.max_queued = max_queued
@@ -141,8 +140,7 @@ class JobManager:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.vectorized = vectorized
         self.cache_projections = cache_projections
-        self.threads = worker_threads(max_workers)
-        torch.set_num_threads(self.threads)
+        self.threads = self.executor.threads
 
         self._cond = threading.Condition()
         self._jobs: dict[str, Job] = {}
@@ -513,21 +511,14 @@ class JobManager:
                 last = self._alive_workers == 0 and self._closing
                 self._cond.notify_all()
             if last:
+                self.executor.close()
                 self._holder.close()
 
     def _run_task(self, task: Task) -> None:
-        jobs = list(task.jobs)
-        if not task.vectorized:
-            job = jobs[0]
-            execute_run(self.store, job.run_id, device=self.device,
-                        on_progress=lambda p: self._progress(job, p),
-                        should_stop=lambda: job.stop_reason is not None)
-            return
-        by_id = {j.run_id: j for j in jobs}
-        execute_vectorized(self.store, [j.run_id for j in jobs], device=self.device,
-                           on_progress=lambda rid, p: self._progress(by_id[rid], p),
-                           should_stop=lambda: all(j.stop_reason is not None for j in jobs),
-                           member_should_stop=lambda m: jobs[m].stop_reason is not None)
+        by_id = {j.run_id: j for j in task.jobs}
+        self.executor.run(self.store, list(by_id), vectorized=task.vectorized, device=self.device,
+                          on_progress=lambda rid, p: self._progress(by_id[rid], p),
+                          should_stop=lambda rid: by_id[rid].stop_reason is not None)
 
     def _cache_projections(self, task: Task) -> None:
         """Cache each finished run's embedding UMAP; a failure here never touches the run."""

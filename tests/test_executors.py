@@ -1,0 +1,158 @@
+"""Executors: settings are checked before anything starts; the process executor trains in worker processes
+with the same results as the thread executor, cancels within a batch, and survives a killed worker."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from akp.executors import ExecutorError, ExecutorSettings, resolve_settings
+from akp.executors.process import ProcessExecutor, exit_reason
+from akp.executors.thread import ThreadExecutor
+from akp.experiment import load_preset
+from akp.jobs import JobManager
+from akp.runner import resume_point
+from akp.store import RunStore
+
+
+def tiny_spec(name: str = "exec", *, epochs: int = 2, seeds=(0, 1), n_train: int = 96):
+    spec = load_preset("smoke")
+    spec.name = name
+    spec.epochs = epochs
+    spec.seeds = list(seeds)
+    spec.dataset_options = {"n_train": n_train, "n_test": 48, "size": 32, "seed": 0}
+    spec.probe_size = 16
+    spec.conditions = spec.conditions[:1]
+    spec.validate()
+    return spec
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    return RunStore(tmp_path / "home")
+
+
+def wait_for(predicate, timeout: float = 120.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
+# -- settings ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("kwargs", "environ", "message"), [
+    ({"executor": "gpu"}, {}, "executor: (AKP_EXECUTOR or --executor) unknown 'gpu'; allowed: thread, process"),
+    ({}, {"AKP_EXECUTOR": "warp"}, "executor: (AKP_EXECUTOR or --executor) unknown 'warp'; allowed: thread, process"),
+    ({"executor": "ray"}, {}, "executor: (AKP_EXECUTOR or --executor) 'ray' is not available in this version; "
+                              "allowed: thread, process"),
+    ({"workers": 0}, {}, "workers: (AKP_WORKERS or --workers) must be an integer from 1 to 64, got 0"),
+    ({}, {"AKP_WORKERS": "two"}, "workers: (AKP_WORKERS or --workers) must be an integer, got 'two'"),
+    ({"threads": 0}, {}, "threads: (AKP_THREADS_PER_WORKER or --threads) must be an integer from 1 to 256, got 0"),
+    ({"workers": True}, {}, "workers: (AKP_WORKERS or --workers) must be an integer from 1 to 64, got True"),
+])
+def test_bad_settings_name_the_setting_and_what_is_allowed(kwargs, environ, message):
+    with pytest.raises(ExecutorError) as info:
+        resolve_settings(**kwargs, environ=environ)
+    assert str(info.value) == message
+    assert info.value.field == message.split(":")[0]
+
+
+def test_settings_explicit_values_win_over_the_environment_and_threads_share_the_cores():
+    env = {"AKP_EXECUTOR": "process", "AKP_WORKERS": "3", "AKP_THREADS_PER_WORKER": "2"}
+    assert resolve_settings(environ=env) == ExecutorSettings("process", 3, 2)
+    assert resolve_settings("thread", 2, environ=env) == ExecutorSettings("thread", 2, 2)
+    assert resolve_settings(environ={}, cores=8) == ExecutorSettings("thread", 1, 8)
+    assert resolve_settings("process", 4, environ={}, cores=2) == ExecutorSettings("process", 4, 1)
+
+
+def test_a_bad_executor_setting_starts_nothing(store, monkeypatch):
+    monkeypatch.setenv("AKP_EXECUTOR", "nope")
+    with pytest.raises(ExecutorError, match="executor: .*allowed: thread, process"):
+        JobManager(store)
+    assert not (store.home / "jobs").exists() or not list((store.home / "jobs").iterdir())  # no holder made
+
+
+def test_the_default_executor_is_the_thread_executor(store, monkeypatch):
+    monkeypatch.delenv("AKP_EXECUTOR", raising=False)
+    manager = JobManager(store, max_workers=2)
+    manager.shutdown()
+    assert isinstance(manager.executor, ThreadExecutor) and manager.executor.workers == 2
+
+
+def test_exit_reason_says_how_a_worker_ended():
+    assert exit_reason(12, -signal.SIGKILL) == ("the worker process (pid 12) was killed by SIGKILL "
+                                                "(killed, or out of memory)")
+    assert exit_reason(12, 1) == "the worker process (pid 12) exited with code 1"
+    assert exit_reason(12, None) == "the worker process (pid 12) stopped answering"
+
+
+# -- the process executor ------------------------------------------------------------------------------------
+def test_process_executor_trains_in_a_worker_process_with_the_thread_executors_results(tmp_path):
+    results = {}
+    for name in ("thread", "process"):
+        store = RunStore(tmp_path / name)
+        eid = store.create_experiment(tiny_spec())
+        with JobManager(store, executor=name, threads=1, cache_projections=False) as manager:
+            assert manager.submit(eid)
+            assert manager.wait(eid, timeout=120)
+            snaps = manager.status(eid)
+            if name == "process":
+                pids = manager.executor.pids()
+                assert pids and os.getpid() not in pids  # trained elsewhere, the worker stays for the next task
+        assert [s["state"] for s in snaps] == ["done", "done"]
+        assert all(s["epochs_done"] == 2 and s["metrics"]["epoch"] == 1 for s in snaps)  # live progress came back
+        results[name] = [(store.metrics(r["run_id"]), store.representations(r["run_id"], "embedding"))
+                         for r in store.runs(eid)]
+    for (m_thread, rep_thread), (m_process, rep_process) in zip(results["thread"], results["process"], strict=True):
+        assert [m["test_acc"] for m in m_thread] == [m["test_acc"] for m in m_process]
+        assert [m["test_loss"] for m in m_thread] == pytest.approx([m["test_loss"] for m in m_process], abs=1e-6)
+        assert rep_thread == pytest.approx(rep_process, abs=1e-5)
+    assert manager.executor.pids() == []  # shutdown ended the worker processes
+
+
+@pytest.mark.slow  # two worker-process starts' worth of imports on a loaded 2-core machine
+def test_process_executor_cancel_reaches_the_worker_and_resume_continues(store):
+    eid = store.create_experiment(tiny_spec(epochs=6, seeds=(0,), n_train=320))
+    run_id = store.runs(eid)[0]["run_id"]
+    with JobManager(store, executor="process", cache_projections=False) as manager:
+        manager.submit(eid)
+        wait_for(lambda: manager.status(eid)[0]["epochs_done"] >= 1, what="a finished epoch")
+        assert manager.cancel(eid) == [run_id]
+        assert manager.wait(eid, timeout=60)
+        snap = manager.status(eid)[0]
+        assert snap["state"] == "cancelled" and snap["epochs_done"] < 6
+        start, problem = resume_point(store, run_id)
+        assert problem is None and start >= 1  # the worker wrote its checkpoints
+        manager.resume(eid)
+        assert manager.wait(eid, timeout=120)
+    run = store.run(run_id)
+    assert run["state"] == "done" and [m["epoch"] for m in store.metrics(run_id)] == list(range(6))
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_run_with_the_reason_and_the_manager_goes_on(store):
+    eid = store.create_experiment(tiny_spec(epochs=6, seeds=(0, 1), n_train=320))
+    first, second = (r["run_id"] for r in store.runs(eid))
+    executor = ProcessExecutor(1, 1)
+    with JobManager(store, executor=executor, cache_projections=False) as manager:
+        manager.submit(eid)
+        wait_for(lambda: manager.status(eid)[0]["epochs_done"] >= 1, what="a finished epoch")
+        pid = wait_for(executor.busy_pids, what="a busy worker")[0]
+        os.kill(pid, signal.SIGKILL)
+        assert manager.wait(eid, timeout=120)
+        snaps = manager.status(eid)
+    assert snaps[0]["state"] == "failed" and "killed by SIGKILL" in snaps[0]["error"]
+    assert store.run(first)["state"] == "failed"  # never left running
+    assert snaps[1]["state"] == "done"  # a fresh worker took the next run
+    assert resume_point(store, first)[0] >= 1  # and the failed run can resume from its checkpoint
