@@ -12,6 +12,7 @@ from akp.plots.analysis import (
     dispersion_box,
     model_map_figure,
 )
+from akp.plots.dispersion import mark_floor_on_heatmap, pcoa_figure, route_convergence_figure
 from akp.projection import model_map
 from akp.runs import DIVERGED, FINISHED_STATES
 
@@ -123,6 +124,31 @@ def convergence_data(home: str, experiment_id: str, layer: str, threshold: float
     return xs, series, [p.to_dict() for p in points]
 
 
+@st.cache_data(show_spinner="Following each route over epochs…", max_entries=32)
+def route_data(home: str, experiment_id: str, layer: str, threshold: float | None, rule: str,
+               max_gap: float | None, debiased: bool, fingerprint: tuple) -> analysis.RouteConvergence:
+    """Within-route CKA per epoch, trend tests and the untrained floor (:func:`akp.analysis.route_convergence`)."""
+    return analysis.route_convergence(ui.get_store(), experiment_id, layer=layer, threshold=threshold,
+                                      debiased=debiased, rule=rule, max_gap=max_gap, seed=0)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def floor_data(home: str, experiment_id: str, layer: str, debiased: bool,
+               fingerprint: tuple) -> analysis.CKAFloor:
+    """CKA between the untrained networks (epoch −1) of the experiment (:func:`akp.analysis.cka_floor`)."""
+    return analysis.cka_floor(ui.get_store(), experiment_id, layer=layer, debiased=debiased)
+
+
+@st.cache_data(show_spinner="Sweeping the happy threshold…", max_entries=32)
+def sweep_data(home: str, experiment_id: str, layer: str, epoch: int | None, rule: str, max_gap: float | None,
+               distance: str, debiased: bool, permutations: int, fingerprint: tuple) -> list[dict]:
+    """Rows of :func:`akp.analysis.threshold_sweep` as dicts."""
+    rows = analysis.threshold_sweep(ui.get_store(), experiment_id, layer=layer, epoch=epoch, rule=rule,
+                                    max_gap=max_gap, distance=distance, debiased=debiased,
+                                    permutations=permutations, seed=0)
+    return [r.to_dict() for r in rows]
+
+
 try:
     result = akp_result(HOME, experiment_id, layer, epoch, threshold, rule, max_gap, distance, bool(debiased),
                         int(permutations), FINGERPRINT)
@@ -137,6 +163,17 @@ base = ui.slug(f"{experiment_id}-{layer}-{'final' if epoch is None else f'e{epoc
 
 # -- verdict ---------------------------------------------------------------------------------------------
 st.header("Verdict")
+# Warn before the verdict: a rank-1 representation makes CKA compare one direction, and collapsed runs are left out.
+rank_one = [d for d in result.diagnostics if d.get("rank_one")]
+collapsed = [d for d in result.diagnostics if d.get("collapsed")]
+if rank_one or collapsed:
+    parts = []
+    if rank_one:
+        parts.append(f"{len(rank_one)} run(s) have an effective rank below 1.5 at layer {layer} (their "
+                     "representation is almost one direction, so CKA compares little)")
+    if collapsed:
+        parts.append(f"{len(collapsed)} run(s) collapsed (no better than the majority class) and are left out")
+    st.warning("Read the verdict with care: " + "; ".join(parts) + ". See the diagnostics per run below.")
 show = {"supported": st.success, "reversed": st.warning, "no_difference": st.info}.get(result.verdict_code, st.info)
 show(result.verdict)
 for caveat in result.caveats:
@@ -169,6 +206,19 @@ st.markdown(f"**Rule:** happy if {rule_text} · **happy** {counts['happy']} · *
 if result.excluded:
     with st.expander(f"{len(result.excluded)} run(s) left out of the test"):
         ui.show_table(result.excluded, f"{base}-excluded", key="families-excluded-csv")
+by_id = {r["run_id"]: r for r in runs}
+diag_rows = [{"run_id": d["run_id"], "condition": by_id.get(d["run_id"], {}).get("condition"),
+              "seed": by_id.get(d["run_id"], {}).get("seed"), "family": d["family"],
+              "test_acc": by_id.get(d["run_id"], {}).get("test_acc"),
+              "effective_rank": d["effective_rank"], "total_variance": d["total_variance"],
+              "rank_one": d["rank_one"], "distance_to_centre": d["distance_to_centre"],
+              "collapsed": d["collapsed"], "collapsed_reason": d["collapsed_reason"]}
+             for d in result.diagnostics]
+with st.expander("Diagnostics per run", expanded=bool(rank_one or collapsed)):
+    st.caption(f"At layer {layer}: effective rank (participation ratio of the covariance eigenvalues: 1 = one "
+               "direction), total variance, distance to the family centre (bias-adjusted PERMDISP of the runs), "
+               "and collapse with its reason.")
+    ui.show_table(diag_rows, f"{base}-diagnostics", key="families-diagnostics-csv")
 ui.download_json(result.to_dict(), f"akp-test-{base}", label="Download the full result (JSON)",
                  key="families-result-json")
 
@@ -188,54 +238,128 @@ with st.expander("Runs and their family"):
 st.header("Similarity between runs")
 if len(result.run_ids) < 2:
     st.info("Fewer than two runs have usable representations at this layer: nothing to compare.")
-    st.stop()
-matrix_rows = [{"run_a": result.run_ids[i], "run_b": result.run_ids[j], "family_a": result.families[i],
-                "family_b": result.families[j], kind.replace(" ", "_"): float(result.cka[i, j]),
-                "distance": float(result.distances[i, j])}
-               for i in range(len(result.run_ids)) for j in range(len(result.run_ids))]
-ui.show_figure(cka_heatmap(result.cka, records, value_label=kind,
-                           title=f"{kind} between runs at layer {layer} (ordered by family)"),
-               f"cka-heatmap-{base}", key="families-heatmap", data=matrix_rows)
+else:
+    matrix_rows = [{"run_a": result.run_ids[i], "run_b": result.run_ids[j], "family_a": result.families[i],
+                    "family_b": result.families[j], kind.replace(" ", "_"): float(result.cka[i, j]),
+                    "distance": float(result.distances[i, j])}
+                   for i in range(len(result.run_ids)) for j in range(len(result.run_ids))]
+    floor = floor_data(HOME, experiment_id, layer, bool(debiased), FINGERPRINT)
+    heatmap = cka_heatmap(result.cka, records, value_label=kind,
+                          title=f"{kind} between runs at layer {layer} (ordered by family)")
+    ui.show_figure(mark_floor_on_heatmap(heatmap, floor.mean if floor.n_pairs else None),
+                   f"cka-heatmap-{base}", key="families-heatmap", data=matrix_rows)
+    if floor.n_pairs:
+        st.caption(f"Untrained floor (marked on the colour bar): {kind} between the untrained networks (epoch −1) of "
+                   f"this experiment at layer {layer} is {floor.mean:.3f} on average (min {floor.min:.3f}, max "
+                   f"{floor.max:.3f}, {floor.n_pairs} pairs). Random weights alone give this much similarity: only "
+                   "values above it say that runs learned alike.")
+    else:
+        st.caption("No untrained floor: fewer than two runs captured their untrained network (epoch −1).")
 
-left, right = st.columns(2)
-with left:
+    left, right = st.columns(2)
+    with left:
+        if test is not None:
+            disp_rows = [{"run_id": rid, "family": fam, "distance_to_centre": float(d)}
+                         for rid, fam, d in zip(result.run_ids, result.families, test.distances, strict=True)]
+            ui.show_figure(dispersion_box(test.distances, records, value_label=f"distance to centre ({dist_label})"),
+                           f"dispersion-{base}", key="families-dispersion", data=disp_rows)
+        else:
+            st.info("Dispersion per family needs at least two runs in each family. Try another threshold, or "
+                    "train more seeds.")
+    with right:
+        try:
+            coords = run_map(result.distances, FINGERPRINT)
+        except ValueError as exc:
+            st.info(f"No model map for these distances: {ui.md(exc)}")
+        else:
+            map_rows = [{"run_id": rid, "family": fam, "x": float(x), "y": float(y)}
+                        for rid, fam, (x, y) in zip(result.run_ids, result.families, coords, strict=True)]
+            ui.show_figure(model_map_figure(coords, records), f"model-map-{base}", key="families-map",
+                           data=map_rows)
+
+    # -- ecology's picture: PCoA with family centres ----------------------------------------------------------
     if test is not None:
-        disp_rows = [{"run_id": rid, "family": fam, "distance_to_centre": float(d)}
-                     for rid, fam, d in zip(result.run_ids, result.families, test.distances, strict=True)]
-        ui.show_figure(dispersion_box(test.distances, records, value_label=f"distance to centre ({dist_label})"),
-                       f"dispersion-{base}", key="families-dispersion", data=disp_rows)
-    else:
-        st.info("Dispersion per family needs at least two runs in each family. Try another threshold, or "
-                "train more seeds.")
-with right:
-    try:
-        coords = run_map(result.distances, FINGERPRINT)
-    except ValueError as exc:
-        st.info(f"No model map for these distances: {ui.md(exc)}")
-    else:
-        map_rows = [{"run_id": rid, "family": fam, "x": float(x), "y": float(y)}
-                    for rid, fam, (x, y) in zip(result.run_ids, result.families, coords, strict=True)]
-        ui.show_figure(model_map_figure(coords, records), f"model-map-{base}", key="families-map",
-                       data=map_rows)
+        try:
+            ordination = analysis.family_pcoa(result.distances, result.families)
+        except ValueError as exc:
+            st.info(f"No PCoA for these distances: {ui.md(exc)}")
+        else:
+            pcoa_rows = [{"run_id": rid, "family": fam, "axis_1": float(x), "axis_2": float(y)}
+                         for rid, fam, (x, y) in zip(result.run_ids, result.families, ordination.coords, strict=True)]
+            ui.show_figure(pcoa_figure(ordination.coords, records, ordination.centres, explained=ordination.explained),
+                           f"pcoa-{base}", key="families-pcoa", data=pcoa_rows)
+            st.caption("Principal coordinates of the distances between runs, as PERMDISP sees them: each line joins a "
+                       "run to its family centre, and the test compares the lengths of these lines."
+                       + (f" {ordination.n_negative_axes} imaginary axes (a non-Euclidean distance) are not drawn."
+                          if ordination.n_negative_axes else ""))
 
 # -- convergence -------------------------------------------------------------------------------------------
 st.header("Convergence over epochs")
-st.caption(f"Mean {kind} between runs of the same family at each captured epoch (band: ± one standard "
-           "deviation over pairs). AKP predicts the happy line rising towards 1.")
+st.caption(f"Mean {kind} between the seeds of each route (a condition within its family) at every captured "
+           "epoch, from the untrained network (epoch −1) on. The theorem predicts happy routes rising: their "
+           "seeds come to represent the data alike. The dashed line is the untrained floor.")
 try:
-    xs, series, points = convergence_data(HOME, experiment_id, layer, threshold, rule, max_gap, bool(debiased),
-                                          FINGERPRINT)
+    routes = route_data(HOME, experiment_id, layer, threshold, rule, max_gap, bool(debiased), FINGERPRINT)
 except ValueError as exc:
-    xs, series, points = [], {}, []
-    st.info(f"Cannot follow the families over epochs: {ui.md(exc)}")
-if not xs:
+    routes = None
+    st.info(f"Cannot follow the routes over epochs: {ui.md(exc)}")
+if routes is not None and not routes.points:
     st.info("No captured epochs to follow.")
-else:
+elif routes is not None:
+    xs, by_route = analysis.route_series(routes.points)
     swap_epochs = sorted({e["epoch"] for r in finished for e in store.events(r["run_id"])})
-    ui.show_figure(convergence_figure(xs, series, value_label=f"mean {kind} within family",
-                                      swap_epochs=swap_epochs),
-                   f"convergence-{base}", key="families-convergence", data=points)
-    if any(p["count"] == 0 for p in points):
-        st.caption("A family with a single run has no pair to average at that epoch (gaps in its line).")
+    ui.show_figure(route_convergence_figure(xs, by_route, floor=routes.floor.mean if routes.floor.n_pairs else None,
+                                            value_label=f"mean {kind} between seeds", swap_epochs=swap_epochs),
+                   f"convergence-{base}", key="families-convergence", data=[p.to_dict() for p in routes.points])
     if swap_epochs:
         st.caption("Dotted lines: epochs at which a swap event took effect in some condition.")
+    trend_rows = [{"route": f"{t.condition} ({t.family})", "family": t.family, "seeds": t.n_seeds,
+                   "epochs": f"{t.epochs[0]} to {t.epochs[-1]}" if t.epochs else "—", "slope per epoch": t.slope,
+                   "interval low": None if t.ci is None else t.ci[0],
+                   "interval high": None if t.ci is None else t.ci[1], "change first to last": t.change,
+                   "trend": t.status} for t in routes.trends]
+    st.subheader("Trend per route")
+    st.caption("Slope of the route's mean between-seed CKA over epochs, with a 95% bootstrap interval (seeds "
+               "resampled). Converging: the whole interval is above 0. At least 3 seeds are needed.")
+    ui.show_table(trend_rows, f"{base}-trends", key="families-trends-csv")
+    happy_trends = [t for t in routes.trends if t.family == "happy" and t.ci is not None]
+    if happy_trends:
+        n_conv = sum(t.status == "converging" for t in happy_trends)
+        st.markdown(f"**Happy routes converging:** {n_conv} of {len(happy_trends)} tested.")
+    with st.expander("Families pooled (all routes of a family together)"):
+        st.caption("The older view: mean CKA over all pairs of runs of a family, routes mixed, band ± one standard "
+                   "deviation over pairs (not independent). A route joining a family can lower it without any "
+                   "route diverging.")
+        try:
+            pooled_xs, series, points = convergence_data(HOME, experiment_id, layer, threshold, rule, max_gap,
+                                                         bool(debiased), FINGERPRINT)
+        except ValueError as exc:
+            st.info(f"Cannot follow the families over epochs: {ui.md(exc)}")
+        else:
+            if pooled_xs:
+                ui.show_figure(convergence_figure(pooled_xs, series, value_label=f"mean {kind} within family",
+                                                  title="Pooled within-family CKA over epochs",
+                                                  swap_epochs=swap_epochs),
+                               f"convergence-pooled-{base}", key="families-convergence-pooled", data=points)
+
+# -- threshold sweep -------------------------------------------------------------------------------------------
+st.header("Threshold sweep (exploratory)")
+st.caption("The same test at other happy thresholds, to see how much the verdict depends on the one chosen. "
+           f"Runs whose test accuracy lies within {analysis.NEAR_MARGIN:.2f} of a threshold could fall on either "
+           "side of it by chance; they are listed. This is exploratory: the verdict above is the one to report.")
+try:
+    sweep = sweep_data(HOME, experiment_id, layer, epoch, rule, max_gap, distance, bool(debiased),
+                       int(permutations), FINGERPRINT)
+except ValueError as exc:
+    sweep = []
+    st.info(f"Cannot sweep the threshold: {ui.md(exc)}")
+if sweep:
+    sweep_rows = [{"threshold": r["threshold"], "verdict": r["verdict_code"] or "refused",
+                   "p (principle)": r["p_value"], "p (reverse)": r["p_anti"], "unit": r["unit"],
+                   "happy": r["n_happy"], "unhappy": r["n_unhappy"], "runs near": len(r["near"]),
+                   "near runs": ", ".join(r["near"]), "note": r["error"] or ""} for r in sweep]
+    ui.show_table(sweep_rows, f"{base}-sweep", key="families-sweep-csv")
+    if result.threshold is not None:
+        st.caption(f"The verdict above uses threshold {result.threshold:.3f}.")
+else:
+    st.info("No thresholds to sweep: the runs' test accuracies span no step of 0.025.")

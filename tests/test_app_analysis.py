@@ -216,3 +216,58 @@ def test_pages_inside_the_app_navigation(name, marker, smoke_home):
             assert at.selectbox(key="akp_experiment").value == experiment_id
     finally:
         ui.shutdown_managers(store.home)
+
+
+def _frame_with(at: AppTest, column: str):
+    frames = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(frames) == 1, f"one table with column {column!r}"
+    return frames[0]
+
+
+def test_families_page_diagnostics_floor_route_convergence_and_sweep(smoke6_home):
+    from akp import analysis as A
+
+    store, experiment_id = smoke6_home
+    at = page("families").run()
+    assert not at.exception
+    result = A.akp_test(store, experiment_id, layer="embedding", rule="accuracy", permutations=999)
+
+    # Diagnostics per run, as the verdict computed them; a warning before the verdict when any is flagged.
+    diag = _frame_with(at, "effective_rank")
+    assert list(diag["run_id"]) == [d["run_id"] for d in result.diagnostics]
+    assert list(diag["collapsed"]) == [d["collapsed"] for d in result.diagnostics]
+    ranks = [d["effective_rank"] for d in result.diagnostics if d["effective_rank"] is not None]
+    assert diag["effective_rank"].dropna().tolist() == pytest.approx(ranks)
+    flagged = any(d["rank_one"] or d["collapsed"] for d in result.diagnostics)
+    assert flagged == any("Read the verdict with care" in w.value for w in at.warning)
+
+    # Convergence within routes from epoch -1, with the untrained floor as a reference line.
+    routes = A.route_convergence(store, experiment_id, layer="embedding", rule="accuracy", seed=0)
+    floor = A.cka_floor(store, experiment_id, layer="embedding")
+    assert floor.n_pairs == 66 and routes.floor.mean == floor.mean  # 12 runs, all captured untrained
+    conv_figs = [json.loads(figure_json(c)) for c in charts(at) if "Convergence within routes" in figure_json(c)]
+    assert len(conv_figs) == 1, [i.value for i in at.info]
+    (conv,) = conv_figs
+    epochs, by_route = A.route_series(routes.points)
+    assert [t["name"] for t in conv["data"]] == list(by_route) and epochs[0] == -1
+    assert [s["y0"] for s in conv["layout"]["shapes"] if s["y0"] == s["y1"]] == pytest.approx([floor.mean])
+    trends = _frame_with(at, "trend")
+    assert list(trends["trend"]) == [t.status for t in routes.trends]
+    assert list(trends["seeds"]) == [t.n_seeds for t in routes.trends]
+
+    # The threshold sweep: the verdict at each threshold of the default grid, with the runs near it.
+    sweep = _frame_with(at, "near runs")
+    rows = A.threshold_sweep(store, experiment_id, layer="embedding", rule="accuracy", permutations=999)
+    assert list(sweep["threshold"]) == pytest.approx([r.threshold for r in rows])
+    assert list(sweep["verdict"]) == [r.verdict_code or "refused" for r in rows]
+    assert list(sweep["runs near"]) == [len(r.near) for r in rows]
+
+    # The heatmap's colour bar carries the floor, and a caption states it (when two runs can be compared).
+    figs = [json.loads(figure_json(c)) for c in charts(at)]
+    heat = [f for f in figs if any(t.get("type") == "heatmap" for t in f["data"])]
+    if len(result.run_ids) >= 2:
+        (fig,) = heat
+        assert any(abs(v - floor.mean) < 1e-12 for v in fig["data"][0]["colorbar"]["tickvals"])
+        assert any(f"{floor.mean:.3f} on average" in c.value for c in at.caption)
+    else:
+        assert not heat

@@ -405,7 +405,7 @@ def route_trend(cka: np.ndarray, epochs: Sequence[int], *, condition: str = "", 
     -------
     RouteTrend
         Status ``"converging"`` when the interval's low end is above 0, ``"not
-        converging"`` otherwise; ``"too few seeds"`` below 3 seeds and ``"too
+        converging"`` otherwise; ``"too few seeds"`` below 3 seeds, else ``"too
         few epochs"`` below 2 epochs with pairs (no interval then).
 
     Raises
@@ -426,10 +426,10 @@ def route_trend(cka: np.ndarray, epochs: Sequence[int], *, condition: str = "", 
     finite = np.flatnonzero(np.isfinite(observed[0]))
     change = float(observed[0, finite[-1]] - observed[0, finite[0]]) if finite.size else math.nan
     ci = None
-    if finite.size < 2:
-        status = "too few epochs"
-    elif n < MIN_TREND_SEEDS:
+    if n < MIN_TREND_SEEDS:
         status = "too few seeds"
+    elif finite.size < 2:
+        status = "too few epochs"
     else:
         rng = np.random.default_rng(seed)
         counts = np.zeros((n_boot, n))
