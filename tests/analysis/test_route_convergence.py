@@ -125,8 +125,8 @@ def test_route_convergence_follows_a_diverged_seed_only_where_it_was_captured():
         cka_matrix(feats)[np.triu_indices(3, 1)].mean(), abs=1e-12)
 
 
-def test_cka_floor_on_a_trained_store_matches_its_untrained_capture(smoke3_store):
-    store, experiment_id = smoke3_store
+def test_cka_floor_on_a_trained_store_matches_its_untrained_capture(smoke_store):
+    store, experiment_id = smoke_store
     runs = store.runs(experiment_id)
     assert all(store.representation_epochs(r["run_id"], "embedding")[0] == -1 for r in runs)
     floor = A.cka_floor(store, experiment_id, layer="embedding")
