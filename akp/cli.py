@@ -114,13 +114,16 @@ def _run_all(store: RunStore, experiment_id: str, *, quiet: bool) -> None:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Train an experiment's unfinished runs again, each from its last checkpoint (``akp resume ID``)."""
+    from akp.executors import resolve_settings
     from akp.jobs import JobManager
     from akp.runner import resume_point
     from akp.runs import RESUMABLE_STATES
 
+    resolve_settings(args.executor, args.workers)  # a bad --executor, --workers or AKP_* stops here, unchanged
     store = RunStore(args.home)
     spec = store.spec(args.experiment_id)
-    manager = JobManager(store, max_workers=1, cache_projections=False)  # marks a dead process's runs interrupted
+    # Made before reading the runs: it marks those a dead process left running as interrupted.
+    manager = JobManager(store, max_workers=args.workers, executor=args.executor, cache_projections=False)
     try:
         todo = [r for r in store.runs(args.experiment_id) if r["state"] in (*RESUMABLE_STATES, "queued")]
         if not todo:
@@ -253,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment_id")
     p.add_argument("--home", help=home_help)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--executor", help="where runs train: thread or process (default: $AKP_EXECUTOR or thread)")
+    p.add_argument("--workers", type=int, default=1, help="runs trained at once (default: 1)")
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("list", help="list the experiments in the store")

@@ -156,3 +156,17 @@ def test_a_killed_worker_fails_its_run_with_the_reason_and_the_manager_goes_on(s
     assert store.run(first)["state"] == "failed"  # never left running
     assert snaps[1]["state"] == "done"  # a fresh worker took the next run
     assert resume_point(store, first)[0] >= 1  # and the failed run can resume from its checkpoint
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--executor", "warp"], "error: executor: (AKP_EXECUTOR or --executor) unknown 'warp'; allowed: thread, process"),
+    (["--workers", "0"], "error: workers: (AKP_WORKERS or --workers) must be an integer from 1 to 64, got 0"),
+])
+def test_cli_resume_with_bad_executor_settings_gives_one_message_and_creates_nothing(tmp_path, capsys, flags,
+                                                                                       message):
+    from akp.cli import main
+
+    home = tmp_path / "home"
+    assert main(["resume", "e-any", "--home", str(home), *flags]) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not home.exists()
