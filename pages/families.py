@@ -278,20 +278,19 @@ else:
                            data=map_rows)
 
     # -- ecology's picture: PCoA with family centres ----------------------------------------------------------
-    if test is not None:
-        try:
-            ordination = analysis.family_pcoa(result.distances, result.families)
-        except ValueError as exc:
-            st.info(f"No PCoA for these distances: {ui.md(exc)}")
-        else:
-            pcoa_rows = [{"run_id": rid, "family": fam, "axis_1": float(x), "axis_2": float(y)}
-                         for rid, fam, (x, y) in zip(result.run_ids, result.families, ordination.coords, strict=True)]
-            ui.show_figure(pcoa_figure(ordination.coords, records, ordination.centres, explained=ordination.explained),
-                           f"pcoa-{base}", key="families-pcoa", data=pcoa_rows)
-            st.caption("Principal coordinates of the distances between runs, as PERMDISP sees them: each line joins a "
-                       "run to its family centre, and the test compares the lengths of these lines."
-                       + (f" {ordination.n_negative_axes} imaginary axes (a non-Euclidean distance) are not drawn."
-                          if ordination.n_negative_axes else ""))
+    try:
+        ordination = analysis.family_pcoa(result.distances, result.families)
+    except ValueError as exc:
+        st.info(f"No PCoA for these distances: {ui.md(exc)}")
+    else:
+        pcoa_rows = [{"run_id": rid, "family": fam, "axis_1": float(x), "axis_2": float(y)}
+                     for rid, fam, (x, y) in zip(result.run_ids, result.families, ordination.coords, strict=True)]
+        ui.show_figure(pcoa_figure(ordination.coords, records, ordination.centres, explained=ordination.explained),
+                       f"pcoa-{base}", key="families-pcoa", data=pcoa_rows)
+        st.caption("Principal coordinates of the distances between runs, as PERMDISP sees them: each line joins a "
+                   "run to its family centre, and the test compares the lengths of these lines."
+                   + (f" {ordination.n_negative_axes} imaginary axes (a non-Euclidean distance) are not drawn."
+                      if ordination.n_negative_axes else ""))
 
 # -- convergence -------------------------------------------------------------------------------------------
 st.header("Convergence over epochs")

@@ -269,5 +269,10 @@ def test_families_page_diagnostics_floor_route_convergence_and_sweep(smoke6_home
         (fig,) = heat
         assert any(abs(v - floor.mean) < 1e-12 for v in fig["data"][0]["colorbar"]["tickvals"])
         assert any(f"{floor.mean:.3f} on average" in c.value for c in at.caption)
+        # Ecology's picture: the PCoA of the same distances, with each family's centre.
+        ordination = A.family_pcoa(result.distances, result.families)
+        (pcoa,) = [f for f in figs if "PCoA" in str(f["layout"].get("title"))]
+        centres = {t["name"]: (t["x"][0], t["y"][0]) for t in pcoa["data"] if t["name"].endswith(" centre")}
+        assert centres == {f"{fam} centre": pytest.approx(c) for fam, c in ordination.centres.items()}
     else:
         assert not heat
