@@ -12,7 +12,7 @@ from akp.plots.analysis import (
     dispersion_box,
     model_map_figure,
 )
-from akp.plots.dispersion import mark_floor_on_heatmap, pcoa_figure, route_convergence_figure
+from akp.plots.dispersion import add_floor_line, mark_floor_on_heatmap, pcoa_figure, route_convergence_figure
 from akp.projection import model_map
 from akp.runs import DIVERGED, FINISHED_STATES
 
@@ -336,9 +336,9 @@ elif routes is not None:
             st.info(f"Cannot follow the families over epochs: {ui.md(exc)}")
         else:
             if pooled_xs:
-                ui.show_figure(convergence_figure(pooled_xs, series, value_label=f"mean {kind} within family",
-                                                  title="Pooled within-family CKA over epochs",
-                                                  swap_epochs=swap_epochs),
+                pooled = convergence_figure(pooled_xs, series, value_label=f"mean {kind} within family",
+                                            title="Pooled within-family CKA over epochs", swap_epochs=swap_epochs)
+                ui.show_figure(add_floor_line(pooled, routes.floor.mean if routes.floor.n_pairs else None),
                                f"convergence-pooled-{base}", key="families-convergence-pooled", data=points)
 
 # -- threshold sweep -------------------------------------------------------------------------------------------

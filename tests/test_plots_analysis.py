@@ -233,3 +233,13 @@ def test_pcoa_figure_runs_centres_and_spokes():
     assert fig.layout.xaxis.title.text == "PCoA axis 1 (60%)"
     with pytest.raises(ValueError, match="coords"):
         D.pcoa_figure(xy, RECORDS[:3], centres)
+
+
+def test_add_floor_line_on_the_pooled_convergence_figure():
+    from akp.plots import dispersion as D
+
+    fig = A.convergence_figure([0, 1], {"happy": {"mean": [0.5, 0.9]}})
+    D.add_floor_line(fig, 0.61)
+    (line,) = fig.layout.shapes
+    assert line.y0 == line.y1 == 0.61 and line.line.dash == "dash"
+    assert D.add_floor_line(A.convergence_figure([0], {}), None).layout.shapes == ()

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from akp.plots.analysis import FAMILY_COLORS, FAMILY_ORDER, _family, _hover, _symbols, family_order
 
-__all__ = ["FLOOR_COLOR", "mark_floor_on_heatmap", "pcoa_figure", "route_convergence_figure"]
+__all__ = ["FLOOR_COLOR", "add_floor_line", "mark_floor_on_heatmap", "pcoa_figure", "route_convergence_figure"]
 
 FLOOR_COLOR = "#444444"
 # Dash styles cycle over the routes of one family, so routes of a family stay apart in one colour.
@@ -73,9 +73,7 @@ def route_convergence_figure(epochs: Sequence[int], by_route: Mapping[str, Mappi
                 x=x, y=np.where(np.isfinite(mean), mean, None), mode="lines+markers", name=name,
                 line={"color": FAMILY_COLORS[fam], "width": 3, "dash": _DASHES[k % len(_DASHES)]},
                 hovertemplate=f"{name}<br>epoch %{{x}}<br>{value_label}: %{{y:.3f}}<extra></extra>"))
-    if floor is not None and math.isfinite(floor):
-        fig.add_hline(y=float(floor), line_dash="dash", line_color=FLOOR_COLOR, name="untrained floor",
-                      annotation_text=_floor_text(floor), annotation_position="bottom right")
+    add_floor_line(fig, floor)
     for e in sorted({int(v) for v in swap_epochs}):
         fig.add_vline(x=e, line_dash="dot", line_color="#777")
     fig.update_layout(title=title, template=_TEMPLATE, xaxis_title="epoch (−1 = untrained)",
@@ -83,6 +81,27 @@ def route_convergence_figure(epochs: Sequence[int], by_route: Mapping[str, Mappi
     if len(x) <= 20:
         fig.update_xaxes(tickmode="array", tickvals=x,
                          ticktext=["untrained" if e == -1 else str(e) for e in x])
+    return fig
+
+
+def add_floor_line(fig: go.Figure, floor: float | None) -> go.Figure:
+    """Draw the untrained floor as a dashed horizontal line on a figure with CKA on the y axis.
+
+    Parameters
+    ----------
+    fig : Figure
+        E.g. :func:`akp.plots.analysis.convergence_figure`.
+    floor : float, optional
+        Mean CKA between untrained networks; None or NaN draws nothing.
+
+    Returns
+    -------
+    Figure
+        ``fig`` itself, changed in place.
+    """
+    if floor is not None and math.isfinite(floor):
+        fig.add_hline(y=float(floor), line_dash="dash", line_color=FLOOR_COLOR, name="untrained floor",
+                      annotation_text=_floor_text(floor), annotation_position="bottom right")
     return fig
 
 
