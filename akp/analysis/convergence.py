@@ -378,6 +378,8 @@ def _route_cka(store: Any, layer: str, run_ids: Sequence[str], epochs: Sequence[
         if len(reps) >= 2:
             idx = [i for i, _ in reps]
             out[k][np.ix_(idx, idx)] = cka_matrix([r for _, r in reps], debiased=debiased, device="cpu")
+        elif reps:  # a lone seed: captured (its diagonal says so), but without a pair
+            out[k][reps[0][0], reps[0][0]] = 1.0
     return out
 
 

@@ -103,6 +103,9 @@ def test_route_trend_needs_three_seeds_and_two_epochs_and_checks_its_input():
     assert by["rise"].status == "too few seeds" and by["rise"].ci is None and math.isfinite(by["rise"].slope)
     assert by["flat"].status in ("converging", "not converging")
     assert A.route_trend(np.ones((3, 1, 1)), [-1, 0, 1]).status == "too few seeds"  # one seed: no pair at all
+    lone = A.route_convergence(route_store(rising=1, flat=0, epochs=(-1, 0)), "e", layer="embedding")
+    assert [(p.n_runs, p.count) for p in lone.points] == [(1, 0), (1, 0)] and lone.trends[0].status == "too few seeds"
+    assert all(math.isnan(p.mean) for p in lone.points)
     one = A.route_trend(np.ones((1, 3, 3)), [0])
     assert one.status == "too few epochs" and math.isnan(one.slope)
     with pytest.raises(A.AnalysisError) as err:
