@@ -170,3 +170,59 @@ def test_cli_resume_with_bad_executor_settings_gives_one_message_and_creates_not
     assert main(["resume", "e-any", "--home", str(home), *flags]) == 2
     assert capsys.readouterr().err.strip() == message
     assert not home.exists()
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting for its reaper counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in fh)
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow
+def test_a_killed_manager_takes_its_worker_along_and_the_run_resumes_from_its_checkpoint(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    store = RunStore(tmp_path / "home")
+    eid = store.create_experiment(tiny_spec(epochs=12, seeds=(0,), n_train=640))
+    run_id = store.runs(eid)[0]["run_id"]
+    pids = tmp_path / "pids"
+    script = f"""
+import time
+from akp.jobs import JobManager
+from akp.store import RunStore
+manager = JobManager(RunStore({str(store.home)!r}), executor="process", cache_projections=False)
+manager.submit({eid!r})
+while not manager.executor.busy_pids():
+    time.sleep(0.01)
+open({str(pids)!r}, "w").write(str(manager.executor.busy_pids()[0]))
+time.sleep(600)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: pids.exists() and pids.read_text(), what="a busy worker")
+        wait_for(lambda: store.run(run_id)["epochs_done"] >= 2, what="two finished epochs")
+        worker = int(pids.read_text())
+        os.kill(proc.pid, signal.SIGKILL)  # the server dies; its worker must not train on unsupervised
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    wait_for(lambda: _gone(worker), timeout=60, what="the orphaned worker to exit")
+    assert store.run(run_id)["state"] == "running" and store.run(run_id)["epochs_done"] < 12
+    with JobManager(store, cache_projections=False) as manager:
+        assert manager.recovered == [run_id]
+        assert store.run(run_id)["state"] == "interrupted"
+        start, problem = resume_point(store, run_id)
+        assert problem is None and start >= 2
+        manager.resume(eid)
+        assert manager.wait(eid, timeout=120)
+    assert store.run(run_id)["state"] == "done"
+    assert [m["epoch"] for m in store.metrics(run_id)] == list(range(12))
