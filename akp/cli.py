@@ -67,7 +67,7 @@ class ProgressBar:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    spec = load_spec(args.preset_or_file)
+    spec = load_spec(args.preset_or_file, dataset=args.dataset)
     if args.dataset:
         # Synthetic-only options do not apply to a folder, an .npz file or a registered dataset.
         spec.dataset = args.dataset
@@ -209,6 +209,33 @@ def cmd_verdict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convergence(args: argparse.Namespace) -> int:
+    """Within-route CKA from the untrained network on, with the untrained floor and a trend per route."""
+    from akp.analysis.convergence import route_convergence
+
+    store = RunStore(args.home)
+    spec = store.spec(args.experiment_id)
+    layer = args.layer or spec.primary_layer
+    if layer not in spec.capture_layers:
+        raise ValueError(f"layer: {layer!r} was not captured in this experiment; "
+                         f"allowed: {', '.join(spec.capture_layers)}")
+    rule = spec.family_rule
+    threshold = args.threshold if args.threshold is not None else rule["threshold"]
+    result = route_convergence(store, args.experiment_id, layer=layer, threshold=threshold, rule=rule["rule"],
+                               max_gap=rule["max_gap"], seed=args.seed)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, allow_nan=True))
+        return 0
+    f = result.floor
+    print(f"experiment {args.experiment_id}, layer {layer}: untrained floor (epoch -1) CKA mean {f.mean:.3f} "
+          f"[min {f.min:.3f}, max {f.max:.3f}] over {f.n_pairs} pairs")
+    rows = [[t.family, t.condition, t.n_seeds, f"{t.slope:+.4f}" if t.slope == t.slope else "-",
+             "-" if t.ci is None else f"[{t.ci[0]:+.4f}, {t.ci[1]:+.4f}]",
+             f"{t.change:+.3f}" if t.change == t.change else "-", t.status] for t in result.trends]
+    print(_table(rows, ["family", "route", "seeds", "slope/epoch", "95% CI", "change", "trend"]))
+    return 0
+
+
 def _print_verdict(experiment_id: str, r: dict) -> None:
     counts = r["family_counts"]
     threshold = "-" if r["threshold"] is None else f"{r['threshold']:.3f}"
@@ -278,6 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-exploratory", action="store_true", help="skip the exploratory layers and measures")
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=cmd_verdict)
+
+    p = sub.add_parser("convergence", help="within-route CKA over epochs from the untrained network, per route")
+    p.add_argument("experiment_id")
+    p.add_argument("--layer", help="captured layer (default: the spec's primary layer)")
+    p.add_argument("--threshold", type=float, help="happy threshold (default: the spec's family rule)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=cmd_convergence)
 
     p = sub.add_parser("show", help="show one experiment's runs")
     p.add_argument("experiment_id")

@@ -48,6 +48,8 @@ SPEC_FIELDS: dict[str, str] = {
     "difficulty": "dataset_options.difficulty", "width": "model.width", "depth": "model.depth",
     "embedding_dim": "model.embedding_dim", "epochs": "epochs", "batch_size": "batch_size",
     "optimizer": "optimizer", "lr": "lr", "seeds": "seeds", "probe_size": "probe_size",
+    "family_rule": "family_rule.rule", "threshold": "family_rule.threshold", "max_gap": "family_rule.max_gap",
+    "primary_layer": "primary_layer", "seed_mode": "seed_mode",
 }
 FORM_KEYS = tuple(SPEC_FIELDS)
 _FORM_KEY_OF = {path: key for key, path in SPEC_FIELDS.items()} | {"dataset_options": "dataset"}
@@ -288,12 +290,25 @@ def form_values(spec: ExperimentSpec) -> dict[str, Any]:
         "lr": float(spec.lr),
         "seeds": format_seeds(spec.seeds),
         "probe_size": spec.probe_size,
+        # The pre-registered analysis: None threshold = the largest gap (exploratory).
+        "family_rule": spec.family_rule["rule"],
+        "threshold": spec.family_rule["threshold"],
+        "max_gap": spec.family_rule["max_gap"],
+        "primary_layer": spec.primary_layer,
+        "seed_mode": spec.seed_mode,
         "conditions": list(spec.conditions),
     }
 
 
 def _int(values: Mapping[str, Any], key: str) -> Any:
     return int_or_raw(values[key])
+
+
+def _number_or_none(value: Any) -> Any:
+    """An empty field (None or blank text) is None; a number stays as it is, for the validator to check."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def build_spec(values: Mapping[str, Any], conditions: Sequence[SwapSchedule] | None = None) -> ExperimentSpec:
@@ -334,6 +349,9 @@ def build_spec(values: Mapping[str, Any], conditions: Sequence[SwapSchedule] | N
         model=ModelSpec(_int(values, "width"), _int(values, "depth"), _int(values, "embedding_dim")),
         epochs=_int(values, "epochs"), batch_size=_int(values, "batch_size"), optimizer=str(values["optimizer"]),
         lr=float(values["lr"]), seeds=seeds, conditions=conds, probe_size=_int(values, "probe_size"),
+        family_rule={"rule": values["family_rule"], "threshold": _number_or_none(values["threshold"]),
+                     "max_gap": _number_or_none(values["max_gap"])},
+        primary_layer=values["primary_layer"], seed_mode=values["seed_mode"],
     )
     try:
         spec.validate()

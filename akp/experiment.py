@@ -26,7 +26,7 @@ DEFAULT_FAMILY_RULE: dict[str, Any] = {"rule": "accuracy", "threshold": None, "m
 # Presets ship inside the package (``akp/presets/*.json``), so an installed akp finds them.
 PRESETS_PACKAGE = "akp.presets"
 __all__ = ["CONV_REDUCTIONS", "MAX_EPOCHS", "MAX_SEEDS", "OPTIMIZERS", "ExperimentError", "ExperimentSpec",
-           "experiment_probe", "load_preset", "load_spec", "preset_names"]
+           "experiment_probe", "load_preset", "load_spec", "preset_names", "preset_needs_dataset"]
 
 
 class ExperimentError(AKPError):
@@ -349,22 +349,69 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
-def load_preset(name: str) -> ExperimentSpec:
-    """Load the experiment preset ``akp/presets/NAME.json``.
+def _preset_object(name: str) -> dict[str, Any]:
+    if name not in preset_names():
+        raise ExperimentError.at("preset", f"unknown {name!r}; allowed: {', '.join(preset_names())}")
+    text = resources.files(PRESETS_PACKAGE).joinpath(f"{name}.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def preset_needs_dataset(name: str) -> str | None:
+    """What data the preset ``name`` needs from the user, or None when it brings its own.
+
+    A preset on real data (``pcam``) names no path: a path in a preset would be
+    read against whatever folder the user starts from.
 
     Raises
     ------
     ExperimentError
-        If there is no such preset or it is invalid.
+        If there is no such preset.
     """
-    if name not in preset_names():
-        raise ExperimentError.at("preset", f"unknown {name!r}; allowed: {', '.join(preset_names())}")
-    text = resources.files(PRESETS_PACKAGE).joinpath(f"{name}.json").read_text(encoding="utf-8")
-    return ExperimentSpec.from_json(text)
+    obj = _preset_object(name)
+    return obj.get("needs_dataset") if obj.get("dataset") is None else None
 
 
-def load_spec(preset_or_file: str) -> ExperimentSpec:
+def load_preset(name: str, *, dataset: str | None = None) -> ExperimentSpec:
+    """Load the experiment preset ``akp/presets/NAME.json``.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`preset_names`.
+    dataset : str, optional
+        The dataset to use instead of the preset's (a folder, an ``.npz`` file
+        or a dataset id). Required by presets on real data, see
+        :func:`preset_needs_dataset`.
+
+    Raises
+    ------
+    ExperimentError
+        If there is no such preset, it is invalid, or it needs a dataset and
+        none was given (``field="dataset"``).
+    """
+    obj = _preset_object(name)
+    needs = obj.pop("needs_dataset", None)
+    if dataset is not None:
+        if obj.get("dataset") == SYNTHETIC and dataset != SYNTHETIC:
+            # The generator's options (n_train, difficulty...) do not apply to real data; the image size does.
+            obj["dataset_options"] = {k: v for k, v in (obj.get("dataset_options") or {}).items()
+                                      if k not in SYNTHETIC_DEFAULTS or k == "size"}
+        obj["dataset"] = dataset
+    elif obj.get("dataset") is None:
+        raise ExperimentError.at("dataset", f"the {name} preset brings no data: give {needs or 'a dataset'} "
+                                            f"(on the command line: --dataset PATH)")
+    return ExperimentSpec.from_dict(obj)
+
+
+def load_spec(preset_or_file: str, *, dataset: str | None = None) -> ExperimentSpec:
     """Load a preset by name, or a spec from a JSON file path.
+
+    Parameters
+    ----------
+    preset_or_file : str
+        A preset name or the path of a spec JSON file.
+    dataset : str, optional
+        Passed to :func:`load_preset` (a spec file keeps its own dataset).
 
     Raises
     ------
@@ -375,4 +422,4 @@ def load_spec(preset_or_file: str) -> ExperimentSpec:
         if not path.is_file():
             raise ExperimentError.at("experiment file", f"{preset_or_file} does not exist")
         return ExperimentSpec.from_json(path.read_text())
-    return load_preset(preset_or_file)
+    return load_preset(preset_or_file, dataset=dataset)

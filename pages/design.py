@@ -61,7 +61,7 @@ from akp.design import (
     schedule_from_rows,
     schedule_rows,
 )
-from akp.experiment import ExperimentError, ExperimentSpec, load_preset, preset_names
+from akp.experiment import ExperimentError, ExperimentSpec, load_preset, preset_names, preset_needs_dataset
 from akp.plots.training import schedule_timeline
 from akp.schedule import PRESETS, ScheduleError, SwapSchedule
 
@@ -75,7 +75,8 @@ DEFAULT_PRESET = "teaching"
 SIZES = [16, 24, 32, 48, 64, 96, 128]  # offered within the bounds of the size option
 DATA_SIZES = [8, 16, 24, 28, 32, 48, 64, 96, 128, 224]  # of real data (28: MedMNIST's own size)
 FIELDS = ("name", "dataset_kind", "dataset_path", "n_train", "n_test", "size", "data_seed", "difficulty", "width",
-          "depth", "embedding_dim", "epochs", "batch_size", "optimizer", "lr", "seeds", "probe_size")
+          "depth", "embedding_dim", "epochs", "batch_size", "optimizer", "lr", "seeds", "probe_size", "family_rule",
+          "threshold", "max_gap", "primary_layer", "seed_mode")
 
 
 # -- state -----------------------------------------------------------------------------------------
@@ -121,10 +122,19 @@ def allowed_source(dataset: str) -> str:
 
 
 def on_preset() -> None:
-    """Callback of the preset selector: refill the form."""
+    """Callback of the preset selector: refill the form (a preset on real data keeps the path typed here)."""
     name = st.session_state.get(PREFIX + "preset")
-    if name:
+    if not name:
+        return
+    if preset_needs_dataset(name) is None:
         apply_spec(load_preset(name))
+        return
+    typed = str(st.session_state.get(PREFIX + "dataset_path") or "").strip()
+    # A stand-in path lets the preset's real-data options validate; the form then shows the field empty.
+    apply_spec(load_preset(name, dataset=typed or "your-data"))
+    if not typed:  # "my data" with an empty path: the dataset field asks for one
+        st.session_state[PREFIX + "dataset_path"] = st.session_state[SAVED]["dataset_path"] = ""
+        st.session_state.pop(DATA_ERROR, None)  # about the stand-in, not about anything the user typed
 
 
 def init_state() -> None:
@@ -424,6 +434,27 @@ if valid_schedules:
     ui.show_figure(schedule_timeline(valid_schedules, epochs_now), "schedule-timeline",
                    key="design-timeline")
 
+# Analysis plan -------------------------------------------------------------------------------------------
+st.header("Analysis plan", divider="gray")
+st.caption("Fixed before any run trains, so the verdict cannot be tuned to the results. An empty threshold "
+           "means the largest accuracy gap in the data: the verdict is then labelled exploratory.")
+c = st.columns(5)
+c[0].selectbox(**ui.choice_kwargs(constraint_of("family_rule"), key=PREFIX + "family_rule"))
+number(c[1], "threshold", step=0.01, format="%.3f", placeholder="largest gap")
+number(c[2], "max_gap", step=0.01, format="%.3f", placeholder="none",
+       disabled=st.session_state[PREFIX + "family_rule"] != "gap")
+depth_now = st.session_state[PREFIX + "depth"]
+layer_options = [f"conv{i + 1}" for i in range(depth_now if isinstance(depth_now, int) else 0)] + ["embedding",
+                                                                                                  "logits"]
+if st.session_state[PREFIX + "primary_layer"] not in layer_options:
+    layer_options.append(st.session_state[PREFIX + "primary_layer"])  # the validator names the problem
+c[3].selectbox(constraint_of("primary_layer").label, layer_options, key=PREFIX + "primary_layer",
+               help=constraint_of("primary_layer").help)
+c[4].selectbox(**ui.choice_kwargs(constraint_of("seed_mode"), key=PREFIX + "seed_mode"))
+for i, f in enumerate(("family_rule", "threshold", "max_gap", "primary_layer", "seed_mode")):
+    with c[i]:
+        slots[f] = errors_slot()
+
 # Seeds and launch --------------------------------------------------------------------------------------
 st.header("Seeds and launch", divider="gray")
 st.text_input(constraint_of("seeds").label, key=PREFIX + "seeds",
@@ -437,6 +468,9 @@ spec: ExperimentSpec | None = None
 problem: DesignError | None = None
 if any(s is None for s in schedules):
     problem = DesignError("a condition's schedule is invalid (see the message under it)", field="conditions")
+elif not values["dataset"]:  # "my data" chosen but no path: never fall back to the synthetic cells
+    problem = DesignError.at("dataset", "enter an image folder, an .npz file or a dataset id "
+                                        "(or choose synthetic-cells)")
 else:
     try:
         spec = build_spec(values, valid_schedules)

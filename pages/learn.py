@@ -138,11 +138,15 @@ st.markdown(
 - **Unhappy runs can be degenerate.** A run that collapsed (e.g. predicts one class for every image) may
   have constant representations; CKA is undefined for those and they are left out of the statistics.
   Runs that *nearly* collapsed stay in, and they tend to look alike: each failed the same way.
-- **The principle is a hypothesis, and the verdict can go against it.** When we ran the `teaching` preset
-  ourselves (6 seeds per condition), the unhappy runs, which fail when a saturating sigmoid is swapped in,
-  ended up *less* dispersed than the happy ones, and the verdict was "not supported"; the same happened on
-  real PCam patches. Ask the class why: what would a failure "in its own way" need to look like, and which
-  swap schedule might produce it? A negative result, read honestly, is a result.
+- **The principle is a hypothesis, and the demo may not be able to test it.** When we ran the `balanced`
+  and `teaching` presets ourselves (docs/findings.md), the working routes all learnt, but almost every
+  failing route *collapsed*: chance accuracy, one class for every image. Collapsed runs are left out, so
+  the unhappy family was too small and the verdict was "too few runs", on the synthetic cells and on real
+  PCam patches. Ask the class why: what would a failure "in its own way" need to look like, and which swap
+  schedule might produce one that still learns something? A negative result, read honestly, is a result.
+- **The untrained floor.** Two *untrained* networks already have a CKA of about 0.8-0.9 at the embedding
+  (the heatmap marks it); training did not raise the similarity of a route's seeds above it. Read every
+  similarity against that floor.
 - **Synthetic data.** The built-in cells are generated, not photographed. They let a class run the whole
   test in minutes on a laptop; they are not evidence about real microscopy.
 - **Similarity is not the whole story.** CKA compares representations up to rotation and scale; two

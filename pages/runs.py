@@ -107,7 +107,7 @@ def live() -> None:
         col.metric(state.capitalize(), counts.get(state, 0))
     if counts.get(INTERRUPTED):
         st.warning(f"{counts[INTERRUPTED]} runs were interrupted (the server stopped while they trained). "
-                   "Resume trains them again from the start.")
+                   "Resume continues each one after its last finished epoch (from its checkpoint).")
     actions(runs, snaps)
     frame = pd.DataFrame(rows)
     shown = frame.assign(epoch=[f"{done}/{total}" for done, total in zip(frame["epochs_done"], frame["epochs"],

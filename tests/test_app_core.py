@@ -109,7 +109,11 @@ def test_design_renders_with_the_default_preset(empty_home: Path) -> None:
     assert at.text_input(key="design-name").value == "teaching"
     assert at.number_input(key="design-epochs").value == 8
     assert not at.error
-    assert any(m.label == "Runs" and m.value == "18" for m in at.metric)  # 3 conditions x 6 seeds
+    assert any(m.label == "Runs" and m.value == "16" for m in at.metric)  # 8 conditions x 2 seeds
+    # The pre-registered analysis plan comes with the preset.
+    assert at.number_input(key="design-threshold").value == 0.8
+    assert at.selectbox(key="design-primary_layer").value == "embedding"
+    assert at.selectbox(key="design-seed_mode").value == "independent"
     assert any(m.label == "Estimated time" for m in at.metric)
     assert [d.label for d in at.download_button if d.label == "Export spec (JSON)"]
 
@@ -158,7 +162,7 @@ def test_design_preset_fills_form_and_launch_queues_runs(empty_home: Path) -> No
     assert len(exps) == 1 and exps[0]["name"] == "smoke"
     spec = store.spec(exps[0]["id"])
     expected = load_preset("smoke").to_dict()
-    expected["dataset_options"]["difficulty"] = 0.5  # the form makes the default explicit
+    assert expected["dataset_options"]["difficulty"] == 0.0  # smoke's own, kept by the form
     assert spec.to_dict() == expected
     runs = store.runs(exps[0]["id"])
     assert len(runs) == 4 and {r["condition"] for r in runs} == {"steady", "sigmoid-shock"}

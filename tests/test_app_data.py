@@ -240,11 +240,21 @@ def test_refusal_does_not_tell_whether_an_outside_path_exists(empty_home: Path, 
 @pytest.mark.parametrize("roots", [False, True])
 def test_preset_and_spec_import_with_a_path_are_checked(empty_home: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch, roots: bool) -> None:
-    """The pcam preset names ../shared/data/pcam-test; an imported spec may name any path."""
+    """The pcam preset names no path (it keeps the one typed); an imported spec may name any path."""
     if roots:
         monkeypatch.setenv("AKP_DATA_ROOTS", str((ROOT.parent / "shared" / "data").resolve()))
     at = my_data("pcam")
-    assert at.text_input(key="design-dataset_path").value == "../shared/data/pcam-test"
+    assert at.text_input(key="design-dataset_path").value == ""
+    assert at.radio(key="design-dataset_kind").value == "my data"
+    assert at.number_input(key="design-epochs").value == load_preset("pcam", dataset="x").epochs
+    at.button(key="design-launch").click().run()
+    assert any("Nothing was queued" in e and "dataset" in e for e in errors(at)), errors(at)
+    shared = str(ROOT.parent / "shared" / "data" / "pcam-test")
+    at.selectbox(key="design-preset").select("smoke").run()
+    at.radio(key="design-dataset_kind").set_value("my data").run()
+    at.text_input(key="design-dataset_path").input(shared).run()
+    at.selectbox(key="design-preset").select("pcam").run()
+    assert at.text_input(key="design-dataset_path").value == shared  # kept: the preset brings no path
     assert any(OFF in e for e in errors(at)) != roots, errors(at)
     spec = load_preset("smoke").to_dict()
     spec["dataset"], spec["dataset_options"] = "/etc", {"size": 8}

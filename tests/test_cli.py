@@ -32,6 +32,7 @@ def test_experiment_smoke_end_to_end_in_a_subprocess(tmp_path):
     (["experiment", "smoke", "--seeds", "100"], "seeds: must be an integer from 1 to 64"),
     (["show", "e-nope"], "no experiment 'e-nope'"),
     (["show", "../../etc"], "invalid id"),
+    (["experiment", "pcam"], "dataset: the pcam preset brings no data: give an image folder"),
 ])
 def test_bad_input_exits_2_with_the_message_and_writes_nothing(tmp_path, capsys, argv, message):
     home = tmp_path / "store"
@@ -141,3 +142,20 @@ def test_a_closed_pipe_exits_quietly(tmp_path):
     proc = subprocess.run(f"{sys.executable} -m akp list --home {home} | head -1", shell=True, capture_output=True,
                           text=True, timeout=120)
     assert proc.stdout.startswith("id") and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_convergence_prints_the_floor_and_a_trend_per_route(smoke_store, capsys):
+    from akp.analysis.convergence import cka_floor
+
+    store, eid = smoke_store
+    assert main(["convergence", eid, "--json", "--home", str(store.home)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["layer"] == "embedding"
+    assert out["floor"]["mean"] == pytest.approx(cka_floor(store, eid, layer="embedding").mean)
+    assert {t["condition"] for t in out["trends"]} <= {"steady", "sigmoid-shock"} and out["trends"]
+    assert all(t["status"] in ("converging", "not converging", "too few seeds", "too few epochs")
+               for t in out["trends"])
+    assert main(["convergence", eid, "--home", str(store.home)]) == 0
+    assert "untrained floor (epoch -1)" in capsys.readouterr().out
+    assert main(["convergence", eid, "--layer", "conv9", "--home", str(store.home)]) == 2
+    assert "layer: 'conv9' was not captured" in capsys.readouterr().err

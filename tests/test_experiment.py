@@ -9,15 +9,27 @@ from akp.schedule import SwapEvent, SwapSchedule
 
 def test_presets_load_and_round_trip():
     assert {"smoke", "teaching"} <= set(preset_names())
-    for name in ("smoke", "teaching"):
+    for name in ("smoke", "teaching", "balanced"):
         spec = load_preset(name)
         assert ExperimentSpec.from_json(spec.to_json()) == spec
         assert ExperimentSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
 
 
-def test_teaching_preset_has_enough_conditions_and_seeds():
-    spec = load_preset("teaching")
-    assert len(spec.conditions) >= 3 and len(spec.seeds) >= 6
+def test_balanced_and_teaching_presets_are_pre_registered_designs():
+    from akp.schedule import FAILURE_ROUTES, WORKING_ROUTES
+
+    for name, min_seeds in [("balanced", 6), ("teaching", 2)]:
+        spec = load_preset(name)
+        names = [c.name for c in spec.conditions]
+        working = [n for n in names if n in WORKING_ROUTES]
+        failing = [n for n in names if n in FAILURE_ROUTES]
+        assert len(working) >= 4 and len(failing) >= 4 and len(set(names)) == len(names) >= 8, (name, names)
+        assert len(spec.seeds) >= min_seeds and spec.seed_mode == "independent"
+        # Fixed before any run trains: a number between chance and the working routes' accuracy.
+        assert isinstance(spec.family_rule["threshold"], float) and 0.6 < spec.family_rule["threshold"] < 0.9
+        assert spec.primary_layer in spec.capture_layers
+        assert "steady" in names
+    assert load_preset("balanced").dataset_options["n_train"] >= load_preset("teaching").dataset_options["n_train"]
     smoke = load_preset("smoke")
     assert (len(smoke.conditions), len(smoke.seeds), smoke.epochs) == (2, 2, 2)
 
@@ -129,3 +141,18 @@ def test_run_seed_is_independent_across_conditions_unless_paired():
     assert spec.run_seed("steady", 1) == spec.run_seed("steady", 1)  # stable (sha256, not hash())
     paired = dataclasses.replace(spec, seed_mode="paired")
     assert paired.run_seed("steady", 4) == paired.run_seed("alternating", 4) == 4
+
+
+def test_pcam_preset_needs_a_dataset_and_says_so():
+    from akp.experiment import preset_needs_dataset
+
+    assert "one subfolder per class" in preset_needs_dataset("pcam")
+    assert preset_needs_dataset("teaching") is None
+    with pytest.raises(ExperimentError) as err:
+        load_preset("pcam")
+    assert err.value.field == "dataset" and "--dataset PATH" in str(err.value)
+    spec = load_preset("pcam", dataset="/data/pcam")
+    assert spec.dataset == "/data/pcam" and spec.dataset_options["crop"] == 32
+    # A synthetic preset on real data keeps only the options that apply to it.
+    real = load_preset("balanced", dataset="/data/pcam")
+    assert real.dataset == "/data/pcam" and real.dataset_options == {"size": 32}

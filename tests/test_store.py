@@ -33,7 +33,7 @@ def test_create_experiment_makes_queued_runs_and_a_probe_set(store):
     assert store.spec(eid) == spec
     labels = store.probe_labels(eid)
     assert labels.shape == (64,) and labels.dtype == np.int64 and labels.sum() == 32
-    assert store.probe_images(eid).shape == (64, 1, 32, 32)
+    assert store.probe_images(eid).shape == (64, 1, 16, 16)  # the smoke preset: 16 px
     assert store.experiments()[0]["id"] == eid and store.experiments()[0]["states"] == {"queued": 4}
 
 

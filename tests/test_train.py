@@ -83,3 +83,22 @@ def test_steady_reaches_the_calibrated_accuracy_on_the_teaching_budget():
     # Representations of one teaching run stay small (budget: about 20 MB).
     size = sum(a.nbytes for by_epoch in result.representations.values() for a in by_epoch.values())
     assert size < 20e6
+
+
+@pytest.mark.parametrize("seed_mode", ["independent", "paired"])
+def test_untrained_capture_is_independent_across_conditions_unless_paired(tiny, seed_mode):
+    import dataclasses
+
+    from akp.train import UNTRAINED_EPOCH
+
+    spec, data = tiny
+    spec = dataclasses.replace(spec, seed_mode=seed_mode, epochs=2)
+    # Same seed, same starting activation (relu), different conditions.
+    a = train_run(spec, PRESETS["steady"], 3, dataset=data)
+    b = train_run(spec, PRESETS["linear"], 3, dataset=data)
+    for layer in ("conv1", "embedding"):
+        ua, ub = a.representations[layer][UNTRAINED_EPOCH], b.representations[layer][UNTRAINED_EPOCH]
+        if seed_mode == "paired":
+            np.testing.assert_array_equal(ua, ub)  # one initialisation shared by both conditions
+        else:
+            assert not np.allclose(ua, ub)

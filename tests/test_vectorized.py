@@ -23,6 +23,7 @@ SEEDS = [0, 1, 2]
 def spec():
     s = load_preset("smoke")
     s.dataset_options = {"n_train": 160, "n_test": 80, "size": 32, "seed": 0}
+    s.batch_size = 32  # five batches an epoch: cancellation can land inside the first one
     s.probe_size = 16
     s.validate()
     return s

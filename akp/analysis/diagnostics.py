@@ -44,7 +44,8 @@ def run_diagnostics(sample: Any, comparison: Any) -> list[dict[str, Any]]:
         })
     for e in sample.excluded:
         if str(e.get("reason", "")).startswith("collapsed"):
-            out.append({"run_id": e["run_id"], "condition": None, "seed": None, "family": None, "test_acc": None,
+            out.append({"run_id": e["run_id"], "condition": e.get("condition"), "seed": e.get("seed"), "family": None,
+                        "test_acc": e.get("test_acc"),
                         "effective_rank": None, "total_variance": None, "rank_one": None, "distance_to_centre": None,
                         "collapsed": True, "collapsed_reason": e["reason"]})
     return out

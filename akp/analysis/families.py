@@ -254,7 +254,9 @@ def label_runs(
     kept, excluded = _finished(runs)
     _check_above_majority(threshold, kept, collapse_margin)
     collapsed = {str(r["run_id"]): why for r in kept if (why := collapse_reason(r, collapse_margin)) is not None}
-    excluded += [{"run_id": rid, "reason": why} for rid, why in collapsed.items()]
+    # A collapsed run keeps its condition, seed and accuracy: reports show which routes collapsed.
+    excluded += [{"run_id": str(r["run_id"]), "reason": collapsed[str(r["run_id"])], "condition": r.get("condition"),
+                  "seed": r.get("seed"), "test_acc": r.get("test_acc")} for r in kept if str(r["run_id"]) in collapsed]
     kept = [r for r in kept if str(r["run_id"]) not in collapsed]
     cut = threshold
     if rule == "accuracy" and threshold is None:

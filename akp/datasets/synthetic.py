@@ -2,23 +2,34 @@
 
 The synthetic cells are a procedural model of single-cell microscopy crops
 (grayscale, stained nucleus on a light background). Cancer cells differ from
-non-cancer cells the way pathologists describe it: a larger nucleus-to-cell
-ratio, an irregular nuclear contour, darker and coarser chromatin, more
-nucleoli, and more variation in size and shape. A latent "malignancy" per cell
-drives all of these; ``difficulty`` widens its spread so the classes overlap and
-no classifier reaches 100 %.
+non-cancer cells only by morphology a pathologist would name:
+
+- **multinucleation**: two or three nuclei instead of one (the total nuclear
+  area is drawn alike for both classes and split between them);
+- **contour irregularity**: jagged outlines (harmonics 4-7) on top of the oval
+  every nucleus has;
+- **chromatin texture**: coarse dark clumps instead of fine even granules;
+- **nucleoli**: more and larger.
+
+A latent "malignancy" per cell (0 or 1 plus noise) drives all four;
+``difficulty`` widens its spread so the classes overlap and no classifier
+reaches 100 %. What is *not* a class feature: the cell's position, rotation,
+scale and elongation (random), the nuclear area, and the stain. Each image's
+intensities are replaced, rank for rank, by draws from a stain model shared by
+both classes (:func:`akp.datasets.cells.stain_normalise`), so the histogram and
+every global statistic of it (mean, standard deviation, fraction of dark
+pixels) has the same distribution in both classes. ``bench/data_baselines.py``
+measures what this leaves to global statistics and to linear models.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from akp.constraints import MAX_SEED, Constraint
 from akp.datasets.base import CLASS_NAMES, Dataset, DatasetError, OptionSchema, check_options
+from akp.datasets.cells import F32, chromatin_texture, contour_coefficients, contour_radius, nucleoli, soft_inside, stain_normalise
 
 __all__ = [
     "DEFAULT_DIFFICULTY",
@@ -62,109 +73,116 @@ def validate_synthetic_options(options: dict[str, Any]) -> None:
     check_options(options, OPTIONS, dataset=SYNTHETIC)
 
 
-@dataclass
-class _Cells:
-    """Per-image geometry shared by the layers of one batch of cells."""
-
-    m: np.ndarray  # latent malignancy
-    s: float  # scale: geometry is designed at 32 px
-    xx: np.ndarray
-    yy: np.ndarray
-    cx: np.ndarray
-    cy: np.ndarray
-    dx: np.ndarray
-    dy: np.ndarray
-    cell_r: np.ndarray
-    cell: np.ndarray
+# Geometry is designed at 32 px and scaled with the image; rendering goes in chunks of this many pixels.
+_DESIGN_PX = 32.0
+_CHUNK_PIXELS = 2 ** 19
+_MAX_NUCLEI = 3
+_MAX_NUCLEOLI = 5
+_SMOOTH = np.array([2, 3])  # harmonics of the oval outline every nucleus has
+_JAGGED = np.array([4, 5, 6, 7])  # harmonics of an irregular (notched, budding) outline
 
 
-def _smooth_noise(rng: np.random.Generator, n: int, low: int, size: int) -> np.ndarray:
-    """Gaussian noise on a low x low grid, bicubically upsampled: texture of a given grain."""
-    base = torch.from_numpy(rng.standard_normal((n, 1, low, low)).astype(np.float32))
-    up = F.interpolate(base, size=(size, size), mode="bicubic", align_corners=False)
-    return up[:, 0].numpy()
+def _spread(difficulty: float) -> float:
+    """Spread of the latent malignancy around each class's value (0 or 1): sets the overlap."""
+    return 0.08 + 0.4 * difficulty
 
 
-def _radial_contour(
-    rng: np.random.Generator, n: int, amp: np.ndarray, harmonics: int = 4
-) -> tuple[np.ndarray, np.ndarray]:
-    """Random smooth radial perturbation coefficients: r(theta) = 1 + sum a_k cos(k theta + phi_k)."""
-    a = rng.standard_normal((n, harmonics)) * amp[:, None] / np.sqrt(harmonics)
-    phi = rng.uniform(0, 2 * np.pi, (n, harmonics))
-    return a, phi
-
-
-def _contour(theta: np.ndarray, a: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """The radius factor of :func:`_radial_contour`'s coefficients at the angles ``theta``."""
-    k = np.arange(1, a.shape[1] + 1) + 1  # harmonics 2.. (1 would just shift the shape)
-    return 1.0 + np.einsum("nk,nkij->nij", a, np.cos(k[None, :, None, None] * theta[:, None] + phi[..., None, None]))
-
-
-def _cell_body(rng: np.random.Generator, m: np.ndarray, size: int) -> _Cells:
-    """Cell body: an ellipse with a wavy outline; size and shape vary more in cancer."""
-    n = len(m)
-    s = size / 32.0
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    cx = size / 2 + rng.normal(0, 1.5 * s, n)
-    cy = size / 2 + rng.normal(0, 1.5 * s, n)
-    dx = xx[None] - cx[:, None, None]
-    dy = yy[None] - cy[:, None, None]
-    r = np.hypot(dx, dy)
+def _cell_body(rng: np.random.Generator, n: int, size: int, s: float) -> dict[str, np.ndarray]:
+    """The cell: a wavy oval at a random place, rotation and scale; the same for both classes."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(F32) + F32(0.5)
+    r_cell = (9.0 * s * rng.uniform(0.85, 1.15, n)).astype(F32)
+    elong = rng.uniform(1.0, 1.3, n).astype(F32)
+    room = np.maximum(size / 2 - r_cell * elong * 1.08 - s, 0)  # keep the whole cell in the frame
+    cx = (size / 2 + rng.uniform(-1, 1, n) * room).astype(F32)
+    cy = (size / 2 + rng.uniform(-1, 1, n) * room).astype(F32)
+    rot = rng.uniform(0, 2 * np.pi, n).astype(F32)
+    dx, dy = xx - cx[:, None, None], yy - cy[:, None, None]
     theta = np.arctan2(dy, dx)
-    variability = 0.08 + 0.12 * np.clip(m, 0, 1.5)
-    cell_r = (10.0 + rng.normal(0, 1, n) * variability * 10) * s
-    elong = 1.0 + np.abs(rng.normal(0, 1, n)) * variability
-    rot = rng.uniform(0, np.pi, n)
-    stretch = np.sqrt(np.cos(theta - rot[:, None, None]) ** 2 * elong[:, None, None] ** -2
+    stretch = np.sqrt(np.cos(theta - rot[:, None, None]) ** 2 / elong[:, None, None] ** 2
                       + np.sin(theta - rot[:, None, None]) ** 2)
-    ca, cphi = _radial_contour(rng, n, 0.04 + 0.05 * np.clip(m, 0, 1.5))
-    cell_edge = cell_r[:, None, None] * _contour(theta, ca, cphi) / stretch
-    cell = 1 / (1 + np.exp(-(cell_edge - r) / (0.6 * s)))
-    return _Cells(m, s, xx, yy, cx, cy, dx, dy, cell_r, cell)
+    amps, phases = contour_coefficients(rng, rng.uniform(0.02, 0.05, n), _SMOOTH)
+    edge = r_cell[:, None, None] * contour_radius(theta, amps, phases, _SMOOTH) / stretch
+    cell = soft_inside(edge, np.hypot(dx, dy), 0.6 * s)
+    return {"xx": xx, "yy": yy, "cx": cx, "cy": cy, "r_cell": r_cell, "cell": cell}
 
 
-def _nucleus(rng: np.random.Generator, c: _Cells) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Nucleus mask, larger relative to the cell and with an irregular contour in cancer.
+def _nuclei(rng: np.random.Generator, t: np.ndarray, body: dict[str, np.ndarray], s: float
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One to three nuclei of the same total area; more of them, and jagged, in cancer.
 
     Returns
     -------
-    nucleus, ratio, ncx, ncy : the mask, the nucleus-to-cell radius ratio and the nucleus offset.
+    mask : (n, size, size) soft union of the nuclei
+    count : (n,) number of nuclei
+    centres : (n, 3, 2) their centres (unused slots too)
+    r_each : (n,) radius of each (equal-area) nucleus
     """
-    n = len(c.m)
-    ratio = np.clip(0.42 + 0.18 * c.m + rng.normal(0, 0.03, n), 0.2, 0.85)
-    na, nphi = _radial_contour(rng, n, 0.03 + 0.14 * np.clip(c.m, 0, 1.5))
-    ncx = rng.normal(0, 1.0 * c.s, n)[:, None, None]
-    ncy = rng.normal(0, 1.0 * c.s, n)[:, None, None]
-    nr = np.hypot(c.dx - ncx, c.dy - ncy)
-    ntheta = np.arctan2(c.dy - ncy, c.dx - ncx)
-    nuc_edge = (ratio * c.cell_r)[:, None, None] * _contour(ntheta, na, nphi)
-    nucleus = 1 / (1 + np.exp(-(nuc_edge - nr) / (0.5 * c.s))) * c.cell
-    return nucleus, ratio, ncx, ncy
+    n = len(t)
+    # Multinucleation: the total nuclear area is drawn for both classes alike and split between the nuclei.
+    count = 1 + (rng.uniform(size=n) < 0.75 * t ** 1.5) + (rng.uniform(size=n) < 0.3 * t ** 2)
+    r_each = (body["r_cell"] * rng.uniform(0.46, 0.54, n) / np.sqrt(count)).astype(F32)
+    spacing = r_each * np.select([count == 2, count == 3], [1.2, 1.35], 0.0).astype(F32)
+    off, off_ang, base_ang = rng.uniform(0, 0.2, n) * body["r_cell"], *rng.uniform(0, 2 * np.pi, (2, n))
+    jagged = 0.02 + 0.10 * t  # RMS radial deviation of the irregular contour
+    mask = np.zeros_like(body["cell"])
+    centres = np.zeros((n, _MAX_NUCLEI, 2), F32)
+    harmonics = np.concatenate([_SMOOTH, _JAGGED])
+    for j in range(_MAX_NUCLEI):
+        ang = base_ang + 2 * np.pi * j / count
+        centres[:, j, 0] = body["cx"] + off * np.cos(off_ang) + spacing * np.cos(ang)
+        centres[:, j, 1] = body["cy"] + off * np.sin(off_ang) + spacing * np.sin(ang)
+        dx = body["xx"] - centres[:, j, 0, None, None]
+        dy = body["yy"] - centres[:, j, 1, None, None]
+        a_lo, p_lo = contour_coefficients(rng, rng.uniform(0.03, 0.08, n), _SMOOTH)
+        a_hi, p_hi = contour_coefficients(rng, jagged, _JAGGED)
+        factor = contour_radius(np.arctan2(dy, dx), np.hstack([a_lo, a_hi]), np.hstack([p_lo, p_hi]), harmonics)
+        nucleus = soft_inside(r_each[:, None, None] * factor, np.hypot(dx, dy), 0.5 * s)
+        mask = np.maximum(mask, np.where((j < count)[:, None, None], nucleus, F32(0)))
+    return mask, count, centres, r_each
 
 
-def _chromatin(rng: np.random.Generator, m: np.ndarray, size: int) -> np.ndarray:
-    """Nuclear intensity: darker and coarser-grained chromatin in cancer."""
-    n = len(m)
-    fine = _smooth_noise(rng, n, max(4, size // 2), size)
-    coarse = _smooth_noise(rng, n, max(2, size // 6), size)
-    coarseness = np.clip(0.2 + 0.6 * m, 0, 1)[:, None, None]
-    texture = (1 - coarseness) * fine + coarseness * coarse
-    nuc_level = (0.40 - 0.12 * m + rng.normal(0, 0.03, n))[:, None, None]
-    return nuc_level + (0.03 + 0.05 * np.clip(m, 0, 1.5))[:, None, None] * texture
+def _nucleoli(rng: np.random.Generator, t: np.ndarray, body: dict[str, np.ndarray], count: np.ndarray,
+              centres: np.ndarray, r_each: np.ndarray, s: float) -> np.ndarray:
+    """Nucleoli: prominent round dots, more and larger in cancer, each inside one of the nuclei."""
+    n, k = len(t), _MAX_NUCLEOLI
+    present = np.arange(k)[None] < np.minimum(rng.poisson(0.4 + 2.6 * t), k)[:, None]
+    radius = ((0.7 + 0.6 * t)[:, None] * s * rng.uniform(0.85, 1.15, (n, k))).astype(F32)
+    which = np.minimum((rng.uniform(size=(n, k)) * count[:, None]).astype(np.intp), count[:, None] - 1)
+    host = np.take_along_axis(centres, which[..., None], axis=1)
+    ang = rng.uniform(0, 2 * np.pi, (n, k))
+    rad = rng.uniform(0, 0.5, (n, k)) * r_each[:, None]
+    px = (host[..., 0] + rad * np.cos(ang)).astype(F32)
+    py = (host[..., 1] + rad * np.sin(ang)).astype(F32)
+    return nucleoli(body["xx"], body["yy"], px, py, radius, present, 0.3 * s)
 
 
-def _nucleoli(rng: np.random.Generator, c: _Cells, ratio: np.ndarray, ncx: np.ndarray,
-              ncy: np.ndarray) -> np.ndarray:
-    """Nucleoli: small dark dots, more of them in cancer."""
-    n = len(c.m)
-    k_max = 6
-    n_nucleoli = np.minimum(rng.poisson(np.clip(0.6 + 2.2 * c.m, 0.1, None)), k_max)
-    ang = rng.uniform(0, 2 * np.pi, (n, k_max))
-    rad = rng.uniform(0, 0.6, (n, k_max)) * (ratio * c.cell_r)[:, None]
-    px = (c.cx[:, None] + ncx[:, 0, 0, None] + rad * np.cos(ang))[..., None, None]
-    py = (c.cy[:, None] + ncy[:, 0, 0, None] + rad * np.sin(ang))[..., None, None]
-    present = (np.arange(k_max)[None] < n_nucleoli[:, None]).astype(np.float64)[..., None, None]
-    return (present * np.exp(-((c.xx - px) ** 2 + (c.yy - py) ** 2) / (2 * (0.9 * c.s) ** 2))).sum(1)
+def _render_chunk(rng: np.random.Generator, labels: np.ndarray, size: int, difficulty: float) -> np.ndarray:
+    """Images of one chunk of cells, (n, size, size) float32 in [0, 1]."""
+    n, s = len(labels), size / _DESIGN_PX
+    # Latent malignancy: 0 for typical non-cancer, 1 for typical cancer; its spread sets the overlap.
+    t = np.clip(labels + rng.normal(0.0, _spread(difficulty), n), 0, 1).astype(F32)
+    # The layers draw from ``rng`` in this order; changing it changes every image.
+    body = _cell_body(rng, n, size, s)
+    nucleus, count, centres, r_each = _nuclei(rng, t, body, s)
+    chromatin = chromatin_texture(rng, t, size, s)
+    dots = _nucleoli(rng, t, body, count, centres, r_each, s)
+    # A provisional rendering that fixes the order of the pixels (only ranks survive normalisation).
+    gx, gy = rng.normal(0, 0.03, (2, n, 1, 1)).astype(F32)
+    background = 1.0 + (gx * (body["xx"] - size / 2) + gy * (body["yy"] - size / 2)) / size
+    cell = np.maximum(body["cell"], nucleus)
+    img = background * (1 - cell) + F32(0.65) * cell
+    img = img * (1 - nucleus) + (F32(0.3) - F32(0.09) * chromatin - F32(0.3) * dots) * nucleus
+    img += rng.normal(0, 0.01 + 0.03 * difficulty, img.shape).astype(F32)
+    # Stain normalisation: compartment sizes and stain draws have the same distribution in both classes.
+    n_nuc = np.rint(nucleus.sum((1, 2))).astype(np.int64)
+    n_clump = np.rint(rng.uniform(0.2, 0.3, n) * n_nuc).astype(np.int64)  # the darkest chromatin
+    n_cyto = np.rint(cell.sum((1, 2))).astype(np.int64) - n_nuc
+    counts = np.stack([n_clump, n_nuc - n_clump, n_cyto, size * size - n_nuc - n_cyto], 1)
+    nuc = rng.uniform(0.26, 0.40, n)
+    levels = np.stack([nuc - 0.12, nuc + 0.03, rng.uniform(0.56, 0.70, n), rng.uniform(0.80, 0.92, n)], 1)
+    spreads = np.stack([rng.uniform(0.03, 0.05, n), rng.uniform(0.03, 0.05, n), rng.uniform(0.03, 0.05, n),
+                        rng.uniform(0.015, 0.035, n)], 1)
+    return stain_normalise(img, counts, levels, spreads, rng)
 
 
 def _check_generator_args(n: Any, size: Any, difficulty: Any) -> None:
@@ -208,28 +226,13 @@ def make_synthetic_cells(
         If a parameter is out of range; ``field`` names the parameter.
     """
     _check_generator_args(n, size, difficulty)
-    size = int(size)
+    size, difficulty = int(size), float(difficulty)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % 2).astype(np.int64)
-    # Latent malignancy: 0 for typical non-cancer, 1 for typical cancer; its spread sets the overlap.
-    spread = 0.12 + 0.45 * float(difficulty)
-    m = labels + rng.normal(0.0, spread, n)
-    # The layers draw from ``rng`` in this order; changing it changes every image.
-    cells = _cell_body(rng, m, size)
-    nucleus, ratio, ncx, ncy = _nucleus(rng, cells)
-    nuc_int = _chromatin(rng, m, size)
-    dots = _nucleoli(rng, cells, ratio, ncx, ncy)
-
-    # Compose: light background with uneven illumination, cytoplasm, nucleus, noise.
-    xx, yy, cell = cells.xx, cells.yy, cells.cell
-    gx, gy = rng.normal(0, 0.03, (2, n))[..., None, None]
-    background = 0.88 + gx * (xx - size / 2) / size + gy * (yy - size / 2) / size
-    cyto_level = (0.68 + rng.normal(0, 0.04, n))[:, None, None]
-    img = background * (1 - cell) + cyto_level * cell
-    img = img * (1 - nucleus) + nuc_int * nucleus
-    img = img - 0.18 * dots * nucleus
-    img = img + rng.normal(0, 0.02 + 0.04 * float(difficulty), img.shape)
-    images = np.clip(img, 0, 1).astype(np.float32)[:, None]
+    images = np.empty((n, 1, size, size), F32)
+    step = max(1, _CHUNK_PIXELS // (size * size))  # chunks bound the peak memory at large sizes
+    for i in range(0, n, step):
+        images[i:i + step, 0] = _render_chunk(rng, labels[i:i + step], size, difficulty)
     return images, labels
 
 

@@ -81,6 +81,9 @@ def test_collapsed_runs_are_never_happy_and_are_listed_with_their_reason():
         "one-class": "collapsed: predicts one class only"}
     assert fams.run_ids == ["ok", "old"] and fams.families == ["happy", "unhappy"]  # old records: not collapsed
     assert {e["run_id"] for e in fams.excluded} == {"chance", "one-class"}
+    # Reports can say which route collapsed: the excluded entry keeps its condition, seed and accuracy.
+    chance = next(e for e in fams.excluded if e["run_id"] == "chance")
+    assert (chance["condition"], chance["seed"], chance["test_acc"]) == ("c", 0, 0.731)
 
 
 def test_a_threshold_at_the_majority_rate_is_refused():
