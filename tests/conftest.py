@@ -15,6 +15,22 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 os.environ.setdefault("AKP_RAISE_ERRORS", "1")
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """A JobManager sets torch's process-wide thread count: give every test the count it started with."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An empty run store under the test's temporary folder."""
+    from akp.store import RunStore
+
+    return RunStore(tmp_path / "home")
+
+
 @pytest.fixture
 def tmp_home(tmp_path, monkeypatch) -> Path:
     """An empty run-store home, also exported as $AKP_HOME."""

@@ -18,38 +18,20 @@ import akp.runner
 from akp import checkpoints
 from akp.checkpoints import CheckpointError
 from akp.cli import main
-from akp.experiment import load_preset
 from akp.jobs import JobManager
 from akp.runner import execute_run, resume_point, run_checkpoint
 from akp.store import RunStore
 from akp.train import train_run
+from tests.specs import small_smoke_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_spec(name: str = "ckpt", *, epochs: int = 4, seeds=(0,), n_train: int = 96):
     """The smoke preset's shock condition (a swap at epoch 1), small and with every epoch captured."""
-    spec = load_preset("smoke")
-    spec.name = name
-    spec.epochs = epochs
-    spec.seeds = list(seeds)
-    spec.dataset_options = {"n_train": n_train, "n_test": 48, "size": 32, "seed": 0}
-    spec.probe_size = 16
-    spec.conditions = spec.conditions[1:]
-    spec.validate()
-    return spec
+    return small_smoke_spec(name, epochs=epochs, seeds=seeds, n_train=n_train, conditions=slice(1, None))
 
 
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def store(tmp_path) -> RunStore:
-    return RunStore(tmp_path / "home")
 
 
 @pytest.fixture

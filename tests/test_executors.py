@@ -7,39 +7,19 @@ import signal
 import time
 
 import pytest
-import torch
 
 from akp.executors import ExecutorError, ExecutorSettings, resolve_settings
 from akp.executors.process import ProcessExecutor, exit_reason
 from akp.executors.thread import ThreadExecutor
-from akp.experiment import load_preset
 from akp.jobs import JobManager
 from akp.runner import resume_point
 from akp.store import RunStore
+from tests.specs import small_smoke_spec
 
 
 def tiny_spec(name: str = "exec", *, epochs: int = 2, seeds=(0, 1), n_train: int = 96):
-    spec = load_preset("smoke")
-    spec.name = name
-    spec.epochs = epochs
-    spec.seeds = list(seeds)
-    spec.dataset_options = {"n_train": n_train, "n_test": 48, "size": 32, "seed": 0}
-    spec.probe_size = 16
-    spec.conditions = spec.conditions[:1]
-    spec.validate()
-    return spec
-
-
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def store(tmp_path) -> RunStore:
-    return RunStore(tmp_path / "home")
+    """The smoke preset's steady condition, small."""
+    return small_smoke_spec(name, epochs=epochs, seeds=seeds, n_train=n_train, conditions=slice(0, 1))
 
 
 def wait_for(predicate, timeout: float = 120.0, what: str = "condition"):

@@ -15,38 +15,20 @@ import pytest
 import torch
 
 import akp.runner
-from akp.experiment import load_preset
 from akp.jobs import JobError, JobManager, JobSnapshot, QueueFullError, QuotaError, worker_threads
 from akp.runs import CANCELLED, FINAL_STATES, INTERRUPTED, QUEUED, RunRecord
 from akp.store import RunStore
+from tests.specs import small_smoke_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_spec(name: str = "tiny", *, epochs: int = 2, seeds=(0, 1), n_train: int = 160, both: bool = False):
     """The smoke preset made smaller: 1 (or both) conditions, few images, a small probe set."""
-    spec = load_preset("smoke")
-    spec.name = name
-    spec.epochs = epochs
-    spec.seeds = list(seeds)
-    spec.dataset_options = {"n_train": n_train, "n_test": 80, "size": 32, "seed": 0}
-    spec.probe_size = 16
-    spec.conditions = spec.conditions if both else spec.conditions[:1]
-    spec.validate()
-    return spec
+    return small_smoke_spec(name, epochs=epochs, seeds=seeds, n_train=n_train, n_test=80,
+                            conditions=slice(None) if both else slice(0, 1))
 
 
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    # JobManager sets torch's process-wide thread count; give the other tests theirs back.
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def store(tmp_path) -> RunStore:
-    return RunStore(tmp_path / "home")
 
 
 @pytest.fixture

@@ -18,10 +18,6 @@ def fake_result(condition="steady", seed=0, state="done", epochs=2, n=64):
     return RunResult(condition, seed, state, metrics, [{"epoch": 1, "activation": "tanh", "loss": None}], reps)
 
 
-@pytest.fixture
-def store(tmp_path):
-    return RunStore(tmp_path / "home")
-
 
 def test_create_experiment_makes_queued_runs_and_a_probe_set(store):
     spec = load_preset("smoke")

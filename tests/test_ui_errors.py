@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 import ui

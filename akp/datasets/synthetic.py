@@ -29,7 +29,15 @@ import numpy as np
 
 from akp.constraints import MAX_SEED, Constraint
 from akp.datasets.base import CLASS_NAMES, Dataset, DatasetError, OptionSchema, check_options
-from akp.datasets.cells import F32, chromatin_texture, contour_coefficients, contour_radius, nucleoli, soft_inside, stain_normalise
+from akp.datasets.cells import (
+    F32,
+    chromatin_texture,
+    contour_coefficients,
+    contour_radius,
+    nucleoli,
+    soft_inside,
+    stain_normalise,
+)
 
 __all__ = [
     "DEFAULT_DIFFICULTY",

@@ -112,6 +112,21 @@ def _hover(record: Mapping[str, Any]) -> str:
     return "<br>".join(parts)
 
 
+def _family_groups(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[int]]]:
+    """(family, indices in :func:`family_order`) for each family present, in family order."""
+    order = family_order(records)
+    groups = [(fam, [i for i in order if _family(records[i]) == fam]) for fam in FAMILY_ORDER]
+    return [(fam, idx) for fam, idx in groups if idx]
+
+
+def _check_coords(coords: Any, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """``coords`` as float64 of shape (n runs, 2); ValueError otherwise."""
+    xy = np.asarray(coords, dtype=np.float64)
+    if xy.shape != (len(records), 2):
+        raise ValueError(f"coords: must be of shape ({len(records)}, 2); got {xy.shape}")
+    return xy
+
+
 def _check_square(matrix: Any, n: int, name: str) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape != (n, n):
@@ -292,15 +307,10 @@ def model_map_figure(coords: Any, records: Sequence[Mapping[str, Any]], *,
     ValueError
         If ``coords`` is not (n, 2).
     """
-    xy = np.asarray(coords, dtype=np.float64)
-    if xy.shape != (len(records), 2):
-        raise ValueError(f"coords: must be of shape ({len(records)}, 2); got {xy.shape}")
+    xy = _check_coords(coords, records)
     symbols = _symbols(records)
     fig = go.Figure()
-    for fam in FAMILY_ORDER:
-        idx = [i for i in family_order(records) if _family(records[i]) == fam]
-        if not idx:
-            continue
+    for fam, idx in _family_groups(records):
         fig.add_trace(go.Scatter(
             x=xy[idx, 0], y=xy[idx, 1], mode="markers+text", name=fam,
             text=[f"s{records[i]['seed']}" for i in idx], textposition="top center",

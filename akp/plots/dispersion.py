@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from akp.plots.analysis import FAMILY_COLORS, FAMILY_ORDER, _family, _hover, _symbols, family_order
+from akp.plots.analysis import (
+    FAMILY_COLORS,
+    FAMILY_ORDER,
+    _check_coords,
+    _family,
+    _family_groups,
+    _hover,
+    _symbols,
+)
 
 __all__ = ["FLOOR_COLOR", "add_floor_line", "mark_floor_on_heatmap", "pcoa_figure", "route_convergence_figure"]
 
@@ -174,15 +182,10 @@ def pcoa_figure(coords: Any, records: Sequence[Mapping[str, Any]], centres: Mapp
     ValueError
         If ``coords`` is not (n, 2).
     """
-    xy = np.asarray(coords, dtype=np.float64)
-    if xy.shape != (len(records), 2):
-        raise ValueError(f"coords: must be of shape ({len(records)}, 2); got {xy.shape}")
+    xy = _check_coords(coords, records)
     symbols = _symbols(records)
     fig = go.Figure()
-    for fam in FAMILY_ORDER:
-        idx = [i for i in family_order(records) if _family(records[i]) == fam]
-        if not idx:
-            continue
+    for fam, idx in _family_groups(records):
         centre = centres.get(fam)
         if centre is not None:  # the spokes are the distances PERMDISP compares
             sx: list[float | None] = []

@@ -40,9 +40,11 @@ def test_bad_synthetic_options_name_their_field(options, field, message):
 
 
 def test_the_defaults_and_no_options_are_valid():
-    validate_options(SYNTHETIC, dict(DEFAULTS))
-    validate_options(SYNTHETIC, {})
-    validate_options(SYNTHETIC, {"difficulty": 1})  # an int where a float is expected
+    # validate_options returns None when the options are valid (it raises DatasetError otherwise).
+    for options in (dict(DEFAULTS), {}, {"difficulty": 1}):  # an int where a float is expected
+        assert validate_options(SYNTHETIC, options) is None
+    with pytest.raises(DatasetError):  # and it does refuse: the same call fails past a bound
+        validate_options(SYNTHETIC, {"difficulty": 1.5})
 
 
 def test_options_that_are_not_a_dict_are_refused():
