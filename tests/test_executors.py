@@ -206,3 +206,23 @@ time.sleep(600)
         assert manager.wait(eid, timeout=120)
     assert store.run(run_id)["state"] == "done"
     assert [m["epoch"] for m in store.metrics(run_id)] == list(range(12))
+
+
+def test_a_worker_whose_manager_closed_the_pipe_exits_without_failing_its_run(monkeypatch):
+    # A progress report into a closed pipe means the manager died: exit (the manager's recovery marks the
+    # run interrupted) instead of raising inside training, where the runner would record the run as failed.
+    from multiprocessing import Pipe
+
+    from akp.executors import worker
+    from akp.train import Progress
+
+    def exit_(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(worker.os, "_exit", exit_)
+    ours, theirs = Pipe()
+    theirs.close()
+    control = worker._Control(ours, 0, ["r"], os.getppid())
+    with pytest.raises(SystemExit) as info:
+        control.progress("r", Progress(0, 2, 2, 2, {"test_acc": 0.5}))
+    assert info.value.code == worker.EXIT_ORPHANED

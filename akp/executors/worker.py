@@ -61,7 +61,10 @@ class _Control:
         if p.metrics is None and now - self._last.get(run_id, 0.0) < PROGRESS_INTERVAL_S:
             return  # a pipe message per batch would cost more than the batch on small models
         self._last[run_id] = now
-        self.conn.send(("progress", run_id, p.epoch, p.epochs, p.batch, p.n_batches, p.metrics))
+        try:
+            self.conn.send(("progress", run_id, p.epoch, p.epochs, p.batch, p.n_batches, p.metrics))
+        except OSError:  # a closed pipe: the manager died; as in poll, leave the run to its recovery
+            os._exit(EXIT_ORPHANED)
 
 
 def worker_main(conn: Connection, threads: int, parent_pid: int) -> None:
