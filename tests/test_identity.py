@@ -50,8 +50,8 @@ def sidebar_texts(at: AppTest) -> list[str]:
 
 
 # -- who the user is ------------------------------------------------------------------------------------
-def test_user_is_the_lower_cased_email_else_the_subject_else_nobody():
-    assert identity.user_of({"is_logged_in": True, "email": " Alice@Example.ORG ", "sub": "1"}) == "alice@example.org"
+def test_user_is_the_email_else_the_subject_else_nobody():
+    assert identity.user_of({"is_logged_in": True, "email": " alice@example.org ", "sub": "1"}) == "alice@example.org"
     assert identity.user_of({"is_logged_in": True, "sub": "auth0|42"}) == "auth0|42"
     assert identity.user_of({"is_logged_in": True, "email": "", "sub": "7"}) == "7"
     assert identity.user_of({"is_logged_in": False, "email": "a@b.c"}) is None
@@ -66,8 +66,8 @@ def test_providers_default_or_named_tables():
     assert identity.providers({"redirect_uri": "x", "cookie_secret": "y"}) == []
 
 
-def test_admins_come_from_the_environment_case_insensitively(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("AKP_ADMINS", "Boss@Example.org, , ta@example.org")
+def test_admins_come_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AKP_ADMINS", "boss@example.org, , ta@example.org")
     assert identity.admins() == {"boss@example.org", "ta@example.org"}
     assert identity.is_admin("boss@example.org")
     assert not identity.is_admin("student@example.org")
@@ -129,7 +129,7 @@ def test_signed_out_user_sees_only_the_sign_in_screen(home: Path):
 
 
 def test_signed_in_user_is_named_in_the_sidebar_and_can_sign_out(home: Path):
-    at = run_app(user={"is_logged_in": True, "email": "Alice@Example.org", "sub": "a1"})
+    at = run_app(user={"is_logged_in": True, "email": "alice@example.org", "sub": "a1"})
     texts = sidebar_texts(at)
     assert "Signed in as" in texts and "alice@example.org" in texts
     assert identity.LOCAL_MODE_TEXT not in texts
@@ -162,7 +162,7 @@ def test_sign_out_ends_the_session_and_shows_the_sign_in_screen():
 
 
 def test_admins_see_that_they_are_and_who_the_admins_are(home: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("AKP_ADMINS", "ta@example.org,Boss@Example.org")
+    monkeypatch.setenv("AKP_ADMINS", "ta@example.org,boss@example.org")
     at = run_app(user={"is_logged_in": True, "email": "boss@example.org"})
     texts = sidebar_texts(at)
     assert "boss@example.org (admin)" in texts
@@ -173,3 +173,51 @@ def test_a_subject_with_markup_is_shown_as_text(home: Path):
     at = run_app(user={"is_logged_in": True, "sub": "![x](http://127.0.0.1:9/beacon.png)"})
     assert "![x](http://127.0.0.1:9/beacon.png)" in [t.value for t in at.sidebar.text]
     assert not any("beacon" in m.value for m in at.sidebar.markdown)
+
+
+def _manage_probe() -> None:
+    import streamlit as st
+
+    from ui import identity
+
+    allowed, why = identity.can_manage({"id": "e1", "owner": "alice@example.org"})
+    st.text(f"{allowed}|{why}")
+
+
+@pytest.mark.parametrize(("user", "admins", "allowed"), [
+    ("alice@example.org", "", True), ("bob@example.org", "", False), ("bob@example.org", "bob@example.org", True)])
+def test_only_the_owner_or_an_admin_may_manage(user: str, admins: str, allowed: bool,
+                                               monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AKP_ADMINS", admins)
+    at = AppTest.from_function(_manage_probe, default_timeout=60)
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": True, "email": user}
+    at.run()
+    ok, why = at.text[0].value.split("|", 1)
+    assert ok == str(allowed)
+    assert ("alice@example.org" in why) is (not allowed)  # the reason names the owner
+
+
+def test_runs_page_disables_actions_for_someone_elses_experiment(home: Path):
+    from akp.store import RunStore
+    from tests.specs import small_smoke_spec
+
+    spec = small_smoke_spec("shared", epochs=2, seeds=[0], n_train=32)
+    experiment_id = RunStore(home).create_experiment(spec, owner="alice@example.org")
+    query = {"experiment": experiment_id}
+
+    def runs_page(user: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.secrets["auth"] = AUTH
+        at.user = {"is_logged_in": True, "email": user}
+        at.query_params.update(query)
+        at.run()
+        at.switch_page("pages/runs.py")
+        at.query_params.update(query)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    bob = runs_page("bob@example.org").button(key="runs-resume")  # never submitted: resumable by its owner
+    assert bob.disabled and "alice@example.org" in bob.help
+    assert not runs_page("alice@example.org").button(key="runs-resume").disabled

@@ -24,9 +24,9 @@ this package makes sure pages run inside app.py's navigation
 """
 from __future__ import annotations
 
+from ui import identity
 from ui.downloads import download_csv, download_figure, download_json, figure_html, slug
 from ui.errors import error_text, guard, log_unexpected, report_unexpected, show_error, unexpected_text
-from ui import identity
 from ui.identity import can_manage, current_user, is_admin
 from ui.jobs import any_active, finished_runs, job_counts, live_status
 from ui.selectors import (
@@ -48,7 +48,8 @@ from ui.text import md, plain
 from ui.widgets import choice_kwargs, number_kwargs, text_kwargs
 
 __all__ = [
-    "EXPERIMENT_PARAM", "RUN_PARAM", "any_active", "can_manage", "current_user", "identity", "is_admin", "choice_kwargs", "download_csv", "download_figure",
+    "EXPERIMENT_PARAM", "RUN_PARAM", "any_active", "can_manage", "current_user", "identity", "is_admin",
+    "choice_kwargs", "download_csv", "download_figure",
     "download_json", "error_text", "experiment_label", "experiment_selector", "figure_html", "finished_runs",
     "get_manager", "get_store", "guard", "home_path", "job_counts", "leave_pages_directory_mode", "live_status",
     "log_unexpected", "manager_of", "md", "number_kwargs", "plain", "report_unexpected", "run_label", "run_selector",

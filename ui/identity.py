@@ -91,7 +91,10 @@ def providers(settings: Mapping[str, Any]) -> list[str | None]:
 
 
 def user_of(info: Mapping[str, Any]) -> str | None:
-    """The user name of ``st.user``'s claims: the e-mail, lower-cased, else the subject.
+    """The user name of ``st.user``'s claims: the e-mail, else the subject.
+
+    Kept as the provider sends it: owners and ``$AKP_ADMINS`` compare exactly
+    (:mod:`akp.access`), in the app and in the library alike.
 
     Parameters
     ----------
@@ -107,7 +110,7 @@ def user_of(info: Mapping[str, Any]) -> str | None:
         return None
     email = info.get("email")
     if isinstance(email, str) and email.strip():
-        return email.strip().lower()  # e-mail addresses compare case-insensitively, as AKP_ADMINS does
+        return email.strip()
     sub = info.get("sub")
     return str(sub) if sub not in (None, "") else None
 
@@ -145,17 +148,17 @@ def current_user() -> str:
 
 
 def admins() -> frozenset[str]:
-    """The admins' user names (``$AKP_ADMINS``, comma-separated, lower-cased).
+    """The admins' user names (``$AKP_ADMINS``, comma-separated; compared exactly, like the library does).
 
     Returns
     -------
     frozenset of str
     """
-    return frozenset(name.lower() for name in admins_from_env())  # compared with lower-cased e-mails
+    return admins_from_env()
 
 
 def is_admin(user: str | None) -> bool:
-    """Whether ``user`` is an admin (in ``$AKP_ADMINS``).
+    """Whether ``user`` is an admin (named in ``$AKP_ADMINS``).
 
     Parameters
     ----------
@@ -165,7 +168,7 @@ def is_admin(user: str | None) -> bool:
     -------
     bool
     """
-    return user is not None and user.lower() in admins()
+    return user is not None and user in admins()
 
 
 def can_manage(record: Mapping[str, Any]) -> tuple[bool, str]:

@@ -149,6 +149,16 @@ def sign_in(page, app_url: str, user: str, timeout_ms: int = 60_000) -> None:
     expect(sidebar.get_by_text(user)).to_be_visible()
 
 
+def sign_out(page, timeout_ms: int = 60_000) -> None:
+    """Click the sidebar's Sign out; confirm at the provider's end-session page; back on the app's sign-in screen."""
+    from playwright.sync_api import expect
+
+    page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/oauth2/end_session"), timeout=timeout_ms)  # the provider ends its session too
+    page.get_by_role("button", name="End session").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=timeout_ms)
+
+
 def wait_app_idle(page, timeout_ms: int = 30_000) -> None:
     """Wait until Streamlit has finished running the script (its status widget is gone); best effort."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
