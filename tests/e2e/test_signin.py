@@ -15,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.signin import ARTIFACTS, app_server, chromium, exceptions, oidc_provider, sign_in, sign_out,
-                             wait_app_idle
+from tests.e2e.signin import (
+    ARTIFACTS,
+    app_server,
+    chromium,
+    exceptions,
+    oidc_provider,
+    sign_in,
+    sign_out,
+    wait_app_idle,
+)
 
 pytestmark = pytest.mark.e2e
 
