@@ -31,7 +31,7 @@ def launch_preset(name: str) -> str | None:
     store, manager = ui.get_store(), ui.get_manager()
     experiment_id = None
     with ui.guard("Creating the experiment", prefix=f"Could not create the {name} experiment: "):
-        experiment_id = store.create_experiment(load_preset(name))
+        experiment_id = store.create_experiment(load_preset(name), owner=ui.current_user())
     if experiment_id is None:
         return None
     if manager is None:

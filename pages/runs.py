@@ -38,7 +38,6 @@ if experiment_id is None:
 spec = None
 with ui.guard("Reading the spec", prefix="Cannot read this experiment's spec: "):
     spec = store.spec(experiment_id)
-    record = store.experiment(experiment_id)  # its owner decides who may cancel, resume and manage
 if spec is None:
     st.stop()
 
@@ -79,20 +78,20 @@ def actions(runs: list[dict[str, Any]], snaps: list[dict[str, Any]]) -> None:
     resumable = [r for r in runs if r["state"] in RESUMABLE_STATES]
     # Queued in the store but held by no manager (created elsewhere, never submitted): resume queues them.
     never_submitted = any(s.get("state") == QUEUED and not s.get("managed", True) for s in snaps)
-    allowed = ui.can_manage(record)
-    denied = None if allowed else f"Only its owner ({record['owner']}) or an admin may cancel or resume it."
+    # Only its owner or an admin may act (the library refuses the others too); the help says who owns it.
+    allowed, why = ui.can_manage(store.experiment(experiment_id))
+    why = ui.md(why) if why else None  # a tooltip is Markdown; the owner's name is user text
     c1 = c2 = c3 = st.container(horizontal=True)
     if c1.button(f"Cancel {len(active)} active", key="runs-cancel", icon=":material/stop:",
-                 disabled=manager is None or not active or not allowed, help=denied):
-        with ui.guard("Cancel", expected=(ValueError, AccessError)):
+                 disabled=manager is None or not active or not allowed, help=why):
+        with ui.guard("Cancel", expected=(ValueError, PermissionError)):
             cancelled = manager.cancel(experiment_id, user=ui.current_user())
             st.toast(f"Cancelled {len(cancelled)} runs")
             st.rerun(scope="app")
     label = f"Resume {len(resumable)}" if resumable else "Resume"
     if c2.button(label, key="runs-resume", icon=":material/replay:",
-                 disabled=manager is None or not (resumable or never_submitted) or not allowed, help=denied):
-        # On an error, no rerun: the message stays.
-        with ui.guard("Resume", prefix="Cannot resume: ", expected=(ValueError, AccessError)):
+                 disabled=manager is None or not (resumable or never_submitted) or not allowed, help=why):
+        with ui.guard("Resume", prefix="Cannot resume: ", expected=(ValueError, PermissionError)):
             queued = manager.resume(experiment_id, user=ui.current_user())
             st.toast(f"Queued {len(queued)} runs again")
             st.rerun(scope="app")

@@ -108,7 +108,7 @@ def test_another_users_experiment_is_read_only_with_an_explanation(home: Path, m
 
 def test_the_library_refuses_even_when_the_page_offers_the_button(home: Path, monkeypatch) -> None:
     eid = experiment(home, owner="ann@lab.org", finished=False)  # queued, never submitted
-    monkeypatch.setattr(ui, "can_manage", lambda record: True)  # a stale or buggy page
+    monkeypatch.setattr(ui, "can_manage", lambda record: (True, ""))  # a stale or buggy page
     at = runs_page(eid)
     at.button(key="runs-cancel").click().run()
     assert not at.exception

@@ -78,7 +78,7 @@ def manage_experiment(store: RunStore, experiment_id: str) -> None:
     record = store.experiment(experiment_id)
     runs = store.runs(experiment_id)
     owner, user = owner_of(record), identity.current_user()
-    allowed = identity.can_manage(record)
+    allowed, _ = identity.can_manage(record)  # (allowed, why); the info box below explains in full
     tags = ", ".join(record["tags"])
     summary = f"Owner: {owner}" + (f" · Tags: {tags}" if tags else "")
     st.caption(md(summary))
