@@ -273,7 +273,7 @@ class RunStore:
         return record
 
     def delete_experiment(self, experiment_id: str, *, user: str | None = None,
-                          admins: frozenset[str] | None = None) -> None:
+                          admins: frozenset[str] | None = None, force: bool = False) -> None:
         """Delete an experiment: its rows (runs, metrics, events) and files (representations, probe set,
         checkpoints, cached projections).
 
@@ -284,12 +284,15 @@ class RunStore:
             Who asks: its owner or an admin. None is a trusted local caller (:mod:`akp.access`).
         admins : set of str, optional
             Default :func:`akp.access.admins_from_env`.
+        force : bool, default=False
+            Delete even with queued or running runs. Only for undoing a creation
+            that no worker has seen (a refused launch); never for users.
 
         Raises
         ------
         StoreError
             If there is no such experiment, or it still has queued or running runs
-            (cancel them first); nothing is deleted.
+            (cancel them first; unless ``force``); nothing is deleted.
         AccessError
             If ``user`` may not delete it; nothing is deleted.
         """
@@ -301,7 +304,7 @@ class RunStore:
                                                      (experiment_id,))]
             active = conn.execute(f"SELECT COUNT(*) FROM runs WHERE experiment_id = ? AND state IN ({marks})",
                                   (experiment_id, *ACTIVE_STATES)).fetchone()[0]
-            if active:
+            if active and not force:
                 raise StoreError.at("experiment_id", f"experiment {experiment_id} has {active} queued or running "
                                                      "runs; cancel them first, then delete it (nothing was deleted)")
             conn.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
