@@ -33,7 +33,7 @@ from collections import deque
 
 import torch
 
-from akp.access import admins_from_env, check_can_manage
+from akp.access import admins_from_env
 from akp.executors import Executor, make_executor, resolve_settings, worker_threads  # noqa: F401 - re-exported
 from akp.holders import Holder, recover_orphans
 from akp.job_state import Job, JobSnapshot, Task, job_snapshot, store_snapshot
@@ -222,7 +222,7 @@ class JobManager:
             If there is no such experiment.
         """
         if user is not None:
-            check_can_manage(self.store.experiment(experiment_id), user, self.admins, action="resume")
+            self.store.check_access(experiment_id, user, admins=self.admins, action="resume")
         return self._queue(experiment_id, owner, (QUEUED, *RESUMABLE_STATES), reset=True)
 
     def _queue(self, experiment_id: str, owner: str | None, states: tuple[str, ...], *, reset: bool) -> list[str]:
@@ -357,8 +357,11 @@ class JobManager:
             If the id is neither a run nor an experiment in the store.
         """
         target = run_or_experiment_id
-        if user is not None:
-            self._check_access(target, user, "cancel")
+        if user is not None:  # before anything changes
+            try:
+                self.store.check_access(target, user, admins=self.admins, action="cancel")
+            except StoreError:
+                raise JobError(f"run_or_experiment_id: no run or experiment {target!r}") from None
         affected: list[str] = []
         writes: list[tuple[str, str, str | None]] = []
         with self._cond:
@@ -400,22 +403,6 @@ class JobManager:
             with self._cond:
                 self._cond.notify_all()
         return affected
-
-    def _check_access(self, run_or_experiment_id: str, user: str, action: str) -> None:
-        """Raise AccessError unless ``user`` may act on the experiment of this run or experiment id."""
-        with self._cond:
-            job = self._jobs.get(run_or_experiment_id)
-            experiment_id = job.experiment_id if job is not None else None
-        try:
-            if experiment_id is None:
-                try:
-                    experiment_id = self.store.run(run_or_experiment_id)["experiment_id"]
-                except StoreError:
-                    experiment_id = run_or_experiment_id
-            record = self.store.experiment(experiment_id)
-        except StoreError:
-            raise JobError(f"run_or_experiment_id: no run or experiment {run_or_experiment_id!r}") from None
-        check_can_manage(record, user, self.admins, action=action)
 
     def _dequeue(self, job: Job) -> None:
         for task in self._tasks:
