@@ -223,3 +223,20 @@ def test_repair_respects_the_owners_run_quota_and_live_managers(tmp_path):
         second.shutdown()
         assert jm.wait(a, timeout=120)
     assert store.run(runs[0])["state"] == DONE
+
+
+def test_cli_refused_launch_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from akp.cli import main
+
+    home = tmp_path / "cli"
+    monkeypatch.setenv("AKP_MAX_RUNS_PER_USER", "3")
+    assert main(["experiment", "smoke", "--home", str(home), "--quiet", "--user", "ann"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: quota.runs (AKP_MAX_RUNS_PER_USER): ann has 0 queued or running runs of at most 3; "
+                   "this experiment adds 4, 1 over; wait for some to finish, or use fewer conditions or seeds "
+                   "(nothing was created)")
+    assert RunStore(home).experiments() == []
+    assert not (home / "experiments").exists()
+    monkeypatch.setenv("AKP_MAX_RUNS_PER_USER", "many")
+    assert main(["experiment", "smoke", "--home", str(home), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == "error: AKP_MAX_RUNS_PER_USER: must be a positive integer, got 'many'"
