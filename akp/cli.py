@@ -254,6 +254,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     spec = store.spec(args.experiment_id)
     print(f"experiment {exp['id']}: {exp['name']} (dataset {spec.dataset}, {spec.epochs} epochs, "
           f"seeds {spec.seeds})")
+    print(f"owner {exp['owner']}; tags {', '.join(exp['tags']) or '(none)'}")
+    if exp["notes"]:
+        print("notes: " + exp["notes"].replace("\n", "\n       "))
     print(summary_table(store, args.experiment_id))
     print()
     rows = [[r["run_id"], r["condition"], r["seed"], r["state"], r["epochs_done"],

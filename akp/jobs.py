@@ -272,7 +272,7 @@ class JobManager:
             try:
                 self._queue(experiment_id, user, (QUEUED,), reset=False, note=PREPARING)
             except BaseException as exc:  # a race with submit/resume, or a store failure: undo the rows
-                self.store.delete_experiment(experiment_id)
+                self.store.delete_experiment(experiment_id, force=True)  # its runs are queued: undo them too
                 if isinstance(exc, QueueFullError):
                     raise _refused("queue", "max_queued", f"{exc}") from None
                 if isinstance(exc, QuotaError):
