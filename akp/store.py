@@ -22,11 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from akp.access import LOCAL_USER, admins_from_env, check_can_manage, check_user, owner_of
+from akp.annotations import check_notes, check_tags
+from akp.constraints import SPEC
 from akp.datasets import load_dataset
 from akp.errors import AKPError
 from akp.experiment import ExperimentSpec, experiment_probe
 from akp.paths import atomic_save_npz, default_home, sweep_temp_files
-from akp.runs import FINISHED_STATES, RUN_STATES, RunRecord
+from akp.runs import ACTIVE_STATES, FINISHED_STATES, RUN_STATES, RunRecord
 
 __all__ = ["FINISHED_STATES", "RUN_STATES", "RunStore", "StoreError", "check_id"]
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
@@ -49,8 +52,10 @@ CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
     activation TEXT, loss TEXT, PRIMARY KEY (run_id, epoch));
 """
-# Columns added to the runs table after the first version: (name, SQL type).
+# Columns added after the first version, per table: (name, SQL type). Old stores get them on open.
 RUN_COLUMNS_ADDED = (("majority_rate", "REAL"), ("pred_classes", "INTEGER"))
+EXPERIMENT_COLUMNS_ADDED = (("notes", "TEXT"), ("tags", "TEXT"))  # tags: a JSON list of strings
+COLUMNS_ADDED = {"runs": RUN_COLUMNS_ADDED, "experiments": EXPERIMENT_COLUMNS_ADDED}
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "gap", "activation", "loss")
 
 
@@ -94,11 +99,19 @@ class RunStore:
     def _migrate(self) -> None:
         """Add the columns of newer versions to a store made by an older one (existing rows get NULL)."""
         conn = self._conn()
-        have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-        for column, kind in RUN_COLUMNS_ADDED:
-            if column not in have:
-                conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-        conn.commit()
+        # In one write transaction: two processes opening an old store at once add each column once.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, columns in COLUMNS_ADDED.items():
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for column, kind in columns:
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     # -- plumbing -------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -151,6 +164,19 @@ class RunStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def run_cache_dir(self, run_id: str, kind: str) -> Path:
+        """A cache directory for views of one run (created), inside its experiment's directory,
+        so that deleting the experiment deletes its caches.
+
+        Raises
+        ------
+        StoreError
+            If there is no such run.
+        """
+        path = self.experiment_dir(self.run(run_id)["experiment_id"]) / "cache" / check_id(kind, "kind")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     # -- experiments ----------------------------------------------------------
     def create_experiment(self, spec: ExperimentSpec, *, owner: str | None = None,
                           probe_images: np.ndarray | None = None,
@@ -162,7 +188,8 @@ class RunStore:
         spec : ExperimentSpec
             Validated before anything is written.
         owner : str, optional
-            Who launched it (for quotas on a shared server).
+            Who launched it: only they (or an admin) may change it later
+            (:mod:`akp.access`). Default :data:`akp.access.LOCAL_USER`.
         probe_images, probe_labels : ndarray, optional
             The fixed probe set; computed from the dataset when omitted.
 
@@ -175,8 +202,11 @@ class RunStore:
         ------
         ExperimentError
             If the spec is invalid (nothing is written).
+        AKPError
+            If ``owner`` is not a valid user name (field ``owner``; nothing is written).
         """
         spec.validate()
+        owner = LOCAL_USER if owner is None else check_user(owner, "owner")
         if probe_images is None or probe_labels is None:
             data = load_dataset(spec.dataset, spec.dataset_options, home=self.home)
             idx = experiment_probe(spec, data)
@@ -187,7 +217,7 @@ class RunStore:
                          "labels": np.asarray(probe_labels, np.int64)})
         now = time.time()
         with self._tx() as conn:
-            conn.execute("INSERT INTO experiments VALUES (?, ?, ?, ?, ?)",
+            conn.execute("INSERT INTO experiments (id, name, created, owner, spec) VALUES (?, ?, ?, ?, ?)",
                          (experiment_id, spec.name, now, owner, spec.to_json()))
             for ci, cond in enumerate(spec.conditions):
                 for seed in spec.seeds:
@@ -198,17 +228,20 @@ class RunStore:
         return experiment_id
 
     def experiments(self) -> list[dict[str, Any]]:
-        """All experiments, newest first, with run counts per state."""
-        rows = self._query("SELECT id, name, created, owner FROM experiments ORDER BY created DESC")
+        """All experiments, newest first: id, name, created, owner, notes, tags, n_runs, states (counts per state).
+
+        ``owner`` is :data:`akp.access.LOCAL_USER` for experiments older versions stored without one;
+        ``notes`` is ``""`` and ``tags`` ``[]`` when none were set.
+        """
+        rows = self._query("SELECT id, name, created, owner, notes, tags FROM experiments ORDER BY created DESC")
         counts: dict[str, dict[str, int]] = {}
         for r in self._query("SELECT experiment_id, state, COUNT(*) AS n FROM runs GROUP BY experiment_id, state"):
             counts.setdefault(r["experiment_id"], {})[r["state"]] = r["n"]
-        return [{"id": r["id"], "name": r["name"], "created": r["created"], "owner": r["owner"],
-                 "n_runs": sum(counts.get(r["id"], {}).values()), "states": counts.get(r["id"], {})}
-                for r in rows]
+        return [{**_experiment_dict(r), "n_runs": sum(counts.get(r["id"], {}).values()),
+                 "states": counts.get(r["id"], {})} for r in rows]
 
     def experiment(self, experiment_id: str) -> dict[str, Any]:
-        """One experiment's record (id, name, created, owner, spec as dict).
+        """One experiment's record: id, name, created, owner, notes, tags, spec (as a dict).
 
         Raises
         ------
@@ -218,28 +251,162 @@ class RunStore:
         rows = self._query("SELECT * FROM experiments WHERE id = ?", (check_id(experiment_id, "experiment_id"),))
         if not rows:
             raise StoreError(f"experiment_id: no experiment {experiment_id!r} in {self.home}")
-        r = rows[0]
-        return {"id": r["id"], "name": r["name"], "created": r["created"], "owner": r["owner"],
-                "spec": json.loads(r["spec"])}
+        return {**_experiment_dict(rows[0]), "spec": json.loads(rows[0]["spec"])}
 
     def spec(self, experiment_id: str) -> ExperimentSpec:
         """The experiment's spec."""
         return ExperimentSpec.from_dict(self.experiment(experiment_id)["spec"])
 
-    def delete_experiment(self, experiment_id: str) -> None:
-        """Delete an experiment, its runs and their files.
+    # -- managing experiments: owner or admin only (akp.access) ----------------
+    def _manageable(self, experiment_id: str, user: str | None, admins: Any, action: str) -> dict[str, Any]:
+        """The experiment's record, once ``user`` may ``action`` it.
 
         Raises
         ------
         StoreError
             If there is no such experiment.
+        AccessError
+            If ``user`` is neither its owner nor an admin.
         """
-        run_ids = [r["run_id"] for r in self.runs(experiment_id)]
+        record = self.experiment(experiment_id)
+        check_can_manage(record, user, admins_from_env() if admins is None else admins, action=action)
+        return record
+
+    def delete_experiment(self, experiment_id: str, *, user: str | None = None,
+                          admins: frozenset[str] | None = None) -> None:
+        """Delete an experiment: its rows (runs, metrics, events) and files (representations, probe set,
+        checkpoints, cached projections).
+
+        Parameters
+        ----------
+        experiment_id : str
+        user : str, optional
+            Who asks: its owner or an admin. None is a trusted local caller (:mod:`akp.access`).
+        admins : set of str, optional
+            Default :func:`akp.access.admins_from_env`.
+
+        Raises
+        ------
+        StoreError
+            If there is no such experiment, or it still has queued or running runs
+            (cancel them first); nothing is deleted.
+        AccessError
+            If ``user`` may not delete it; nothing is deleted.
+        """
+        self._manageable(experiment_id, user, admins, "delete")
+        marks = ",".join("?" * len(ACTIVE_STATES))
         with self._tx() as conn:
+            # Checked in the deleting transaction: no run can be claimed between the check and the delete.
+            run_ids = [r["id"] for r in conn.execute("SELECT id FROM runs WHERE experiment_id = ?",
+                                                     (experiment_id,))]
+            active = conn.execute(f"SELECT COUNT(*) FROM runs WHERE experiment_id = ? AND state IN ({marks})",
+                                  (experiment_id, *ACTIVE_STATES)).fetchone()[0]
+            if active:
+                raise StoreError.at("experiment_id", f"experiment {experiment_id} has {active} queued or running "
+                                                     "runs; cancel them first, then delete it (nothing was deleted)")
             conn.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
         for run_id in run_ids:
             self.run_file(run_id).unlink(missing_ok=True)
+        # The probe set, checkpoints (akp.checkpoints) and cached projections (run_cache_dir) live here.
         shutil.rmtree(self.experiment_dir(experiment_id), ignore_errors=True)
+
+    def rename_experiment(self, experiment_id: str, name: str, *, user: str | None = None,
+                          admins: frozenset[str] | None = None) -> str:
+        """Give an experiment a new name (in its record and its spec).
+
+        Parameters
+        ----------
+        experiment_id : str
+        name : str
+            Checked like the spec's ``name`` (:data:`akp.constraints.SPEC`); surrounding spaces are removed.
+        user, admins
+            As in :meth:`delete_experiment`.
+
+        Returns
+        -------
+        str
+            The name stored.
+
+        Raises
+        ------
+        StoreError
+            If the name is not allowed (field ``name``) or there is no such experiment; nothing changes.
+        AccessError
+            If ``user`` may not rename it; nothing changes.
+        """
+        SPEC["name"].check(name, StoreError)
+        name = name.strip()
+        record = self._manageable(experiment_id, user, admins, "rename")
+        spec = {**record["spec"], "name": name}
+        with self._tx() as conn:
+            conn.execute("UPDATE experiments SET name = ?, spec = ? WHERE id = ?",
+                         (name, json.dumps(spec), experiment_id))
+        return name
+
+    def set_notes(self, experiment_id: str, text: str, *, user: str | None = None,
+                  admins: frozenset[str] | None = None) -> str:
+        """Replace an experiment's notes (free text; ``""`` clears them).
+
+        Parameters
+        ----------
+        experiment_id : str
+        text : str
+            At most :data:`akp.annotations.MAX_NOTES_CHARS` characters.
+        user, admins
+            As in :meth:`delete_experiment`.
+
+        Returns
+        -------
+        str
+            The notes stored.
+
+        Raises
+        ------
+        AKPError
+            If the text is not allowed (field ``notes``); nothing changes.
+        StoreError
+            If there is no such experiment.
+        AccessError
+            If ``user`` may not change it; nothing changes.
+        """
+        text = check_notes(text)
+        self._manageable(experiment_id, user, admins, "annotate")
+        with self._tx() as conn:
+            conn.execute("UPDATE experiments SET notes = ? WHERE id = ?", (text, experiment_id))
+        return text
+
+    def set_tags(self, experiment_id: str, tags: list[str], *, user: str | None = None,
+                 admins: frozenset[str] | None = None) -> list[str]:
+        """Replace an experiment's tags.
+
+        Parameters
+        ----------
+        experiment_id : str
+        tags : list of str
+            Checked by :func:`akp.annotations.check_tags` (short, no commas or control
+            characters, a capped number; repeats dropped). ``[]`` clears them.
+        user, admins
+            As in :meth:`delete_experiment`.
+
+        Returns
+        -------
+        list of str
+            The tags stored.
+
+        Raises
+        ------
+        AKPError
+            If a tag is not allowed (field ``tags`` or ``tags[i]``); nothing changes.
+        StoreError
+            If there is no such experiment.
+        AccessError
+            If ``user`` may not change it; nothing changes.
+        """
+        tags = check_tags(tags)
+        self._manageable(experiment_id, user, admins, "tag")
+        with self._tx() as conn:
+            conn.execute("UPDATE experiments SET tags = ? WHERE id = ?", (json.dumps(tags), experiment_id))
+        return tags
 
     def probe_labels(self, experiment_id: str) -> np.ndarray:
         """Labels of the experiment's probe set, int64 (n_probe,)."""
@@ -443,6 +610,11 @@ def _insert_epoch(conn: sqlite3.Connection, run_id: str, row: dict[str, Any], ev
     conn.execute("UPDATE runs SET epochs_done = ?, test_acc = ?, train_acc = ?, gap = ?, updated = ? "
                  "WHERE id = ?", (row["epoch"] + 1, row["test_acc"], row["train_acc"], row["gap"],
                                   time.time(), run_id))
+
+
+def _experiment_dict(r: sqlite3.Row) -> dict[str, Any]:
+    return {"id": r["id"], "name": r["name"], "created": r["created"], "owner": owner_of({"owner": r["owner"]}),
+            "notes": r["notes"] or "", "tags": json.loads(r["tags"]) if r["tags"] else []}
 
 
 def _run_dict(r: sqlite3.Row) -> RunRecord:

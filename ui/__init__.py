@@ -11,6 +11,7 @@ Modules, by concept:
 - :mod:`ui.tables`: :func:`show_table`, :func:`show_figure` (with their downloads)
 - :mod:`ui.widgets`: widget labels and bounds from :mod:`akp.constraints`
 - :mod:`ui.shell`: pages always run inside app.py's navigation
+- :mod:`ui.identity`: :func:`current_user`, :func:`is_admin`, :func:`can_manage` (owners, :mod:`akp.access`)
 - :mod:`ui.text`: :func:`md`, user text made safe for Markdown (:func:`plain` reads it back)
 - :mod:`ui.errors`: :func:`guard`, :func:`show_error`, :func:`error_text`: the field and rule of an
   input error; one line and an error id (traceback in the server log) for anything else
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from ui.downloads import download_csv, download_figure, download_json, figure_html, slug
 from ui.errors import error_text, guard, log_unexpected, report_unexpected, show_error, unexpected_text
+from ui.identity import can_manage, current_user, is_admin
 from ui.jobs import any_active, finished_runs, job_counts, live_status
 from ui.selectors import (
     EXPERIMENT_PARAM,
@@ -51,5 +53,6 @@ __all__ = [
     "selected_experiment", "selected_runs", "set_selected_experiment", "set_selected_runs", "show_error",
     "show_figure", "show_table", "shutdown_managers", "slug", "text_kwargs", "unexpected_text",
 ]
+__all__ += ["can_manage", "current_user", "is_admin"]  # ui.identity
 
 leave_pages_directory_mode()
