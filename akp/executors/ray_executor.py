@@ -263,6 +263,7 @@ class RayExecutor(Executor):
         with self._lock:
             self._tasks += 1
             key = f"task-{self._tasks}"
+        ref = None
         try:
             ref = self._remote.remote(self._payload(store, run_ids, vectorized, device, key),
                                       self._dataset_ref(store, run_ids[0]), self._channel)
@@ -271,7 +272,12 @@ class RayExecutor(Executor):
                 replay_outcomes(store, outcomes)
         except Exception as exc:  # noqa: BLE001 - a lost task (worker killed, node gone) fails its runs only
             reason = (str(exc).strip().splitlines() or [""])[-1]
-            log.warning("runs %s: the Ray task was lost: %s", run_ids, reason)
+            log.warning("runs %s: the Ray task failed or was lost: %s", run_ids, reason)
+            if ref is not None:
+                try:  # the driver failed (its store, say) while the task trains on: stop it
+                    self._ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001 - it ended already, or Ray is down
+                    pass
             fail_unfinished(store, run_ids, f"failed on Ray: {type(exc).__name__}: {reason}")
         finally:
             try:
