@@ -51,7 +51,7 @@ def ray_local():
     except ImportError as exc:  # ray is a development requirement; the app does not need it
         pytest.skip(f"ray is not installed ({exc}); pip install -r requirements-dev.txt")
     path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
              runtime_env={"worker_process_setup_hook": "tests.ray_hooks.forbid_sqlite",
                           "env_vars": {"PYTHONPATH": path}})
     yield ray

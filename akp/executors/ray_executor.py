@@ -184,8 +184,9 @@ def _connect(ray, address: str | None, cpus: int) -> None:
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 if address:
                     raise ExecutorError.at("RAY_ADDRESS", f"could not join the Ray cluster at {address!r} "
-                                           f"({reason}); check that its head node runs the same Ray version, or "
-                                           "unset RAY_ADDRESS to train on a local Ray") from None
+                                           f"({reason}); check that its head node runs the same Ray version and, "
+                                           "if it uses token authentication, set RAY_AUTH_MODE=token with its "
+                                           "token here; or unset RAY_ADDRESS to train on a local Ray") from None
                 raise ExecutorError.at("executor", f"(AKP_EXECUTOR or --executor) could not start a local Ray "
                                        f"({reason}); choose thread or process") from None
             finally:
