@@ -762,8 +762,8 @@ class JobManager:
         """Train the task, building its experiment's data first if launch left that for later.
 
         One task per experiment builds the data while the others of that experiment
-        wait (a lock per experiment). The thread executor builds it here and keeps it
-        in this process's cache for its runs; other executors' workers build it with
+        wait (a lock per experiment). The thread and ray executors build it here (ray's
+        driver puts it in the object store; its tasks never write the store); process workers build it with
         their first run (:func:`akp.runner.ensure_probe`), so the server never holds
         a copy. If it cannot be built, every waiting run of the experiment becomes
         ``failed`` with the reason.
@@ -783,7 +783,7 @@ class JobManager:
                 return  # another task could not build it while this one waited
             if not pending:
                 pass  # another task built it while this one waited
-            elif self.executor.name == "thread":
+            elif self.executor.name in ("thread", "ray"):  # ray: the driver ships the data; tasks never write the store
                 try:
                     runner.prepare_data(self.store, eid, keep=True)
                 except Exception as exc:  # noqa: BLE001 - bad data, out of memory or disk: fail the runs, say why

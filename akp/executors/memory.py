@@ -89,6 +89,10 @@ class MemoryStore:
     def spec(self, experiment_id: str) -> ExperimentSpec:
         return self._spec
 
+    def has_probe(self, experiment_id: str) -> bool:
+        """Always True: the driver builds the probe set before it ships a task (:func:`akp.runner.ensure_probe`)."""
+        return True
+
     def probe_images(self, experiment_id: str) -> np.ndarray:
         return self._probe
 
