@@ -607,8 +607,9 @@ def check_form(values: Mapping[str, Any], conditions: Sequence[Mapping[str, Any]
         if layer not in layers:
             add("primary_layer", f"{layer!r} is not captured; allowed: {', '.join(layers)}")
     checked("seed_mode", values.get("seed_mode"))
+    typed = values.get("seeds")
     try:
-        seeds = parse_seeds(values.get("seeds", ""))
+        seeds = parse_seeds(typed if isinstance(typed, (str, int, list, tuple)) else "")
     except DesignError as exc:
         add("seeds", bare_message(exc))
     else:
