@@ -2,7 +2,7 @@
 
 A thin view over :mod:`akp.design`: the form's values become an
 :class:`~akp.experiment.ExperimentSpec` through :func:`akp.design.build_spec`,
-which validates everything; :func:`akp.design.check_form` finds every problem at
+which validates everything; :func:`akp.design_check.check_form` finds every problem at
 once, each shown under its widget with the widget's label (and, for a schedule
 table, the row as displayed); Launch lists them all and creates nothing while
 any exist. When Epochs leaves some swap events past the budget, one click fits
@@ -51,9 +51,7 @@ from akp.datasets.uploads import (
 )
 from akp.design import (
     MAX_UPLOAD_BYTES,
-    FormCheck,
     activation_names,
-    check_form,
     constraint_of,
     estimate_seconds,
     form_values,
@@ -62,6 +60,7 @@ from akp.design import (
     read_json_upload,
     schedule_rows,
 )
+from akp.design_check import FormCheck, check_form
 from akp.experiment import ExperimentError, ExperimentSpec, load_preset, preset_names, preset_needs_dataset
 from akp.plots.training import schedule_timeline
 from akp.schedule import FIT_MODES, PRESETS, SwapSchedule, fit_to_budget, past_budget

@@ -1,4 +1,4 @@
-"""The Design form reports every problem at once: akp.design.check_form, and the page (AppTest).
+"""The Design form reports every problem at once: akp.design_check.check_form, and the page (AppTest).
 
 Each problem names its widget by the label the page shows ("Probe images", not
 "probe_size") and, in a schedule table, the row as displayed; Launch lists them
@@ -15,17 +15,8 @@ from streamlit.testing.v1 import AppTest
 import ui
 from akp.constraints import SPEC
 from akp.datasets import SYNTHETIC
-from akp.design import (
-    CONDITION_NAME_LABEL,
-    FORM_KEYS,
-    build_spec,
-    check_form,
-    check_rows,
-    constraint_of,
-    form_label,
-    form_values,
-    schedule_rows,
-)
+from akp.design import FORM_KEYS, build_spec, constraint_of, form_values, schedule_rows
+from akp.design_check import CONDITION_NAME_LABEL, check_form, check_rows, form_label
 from akp.experiment import load_preset
 from akp.schedule import past_budget
 from akp.store import RunStore
