@@ -64,6 +64,40 @@ class Constraint:
             return f"{what} {'>' if self.low_open else '>='} {_num(self.low)}"
         return what
 
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` (without the field name), or None if it is allowed.
+
+        The one rule behind :meth:`check`; form validators that report every
+        problem at once call it directly and put the widget's label in front.
+
+        Parameters
+        ----------
+        value : object
+            The value to check.
+
+        Returns
+        -------
+        str or None
+            E.g. ``"must be an integer from 1 to 200, got 0"``.
+        """
+        if not self._type_ok(value):
+            return f"must be {self.allowed()}, got {_show(value)}"
+        if self.kind is str:
+            if not value.strip():
+                return f"must be {self.allowed()}"
+            if self.max_chars is not None and len(value) > self.max_chars:
+                return f"at most {self.max_chars} characters, got {len(value)}"
+        if self.choices is not None and value not in self.choices:
+            return f"unknown {_show(value)}; allowed: {', '.join(str(c) for c in self.choices)}"
+        if self.kind in (int, float):
+            if not math.isfinite(value):
+                return f"must be {self.allowed()}, got {_show(value)}"
+            too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+            too_high = self.high is not None and value > self.high
+            if too_low or too_high:
+                return f"must be {self.allowed()}, got {_show(value)}"
+        return None
+
     def check(self, value: Any, error: type[AKPError] = AKPError, *, field: str | None = None) -> Any:
         """Return ``value`` if allowed, else raise ``error`` naming the field.
 
@@ -79,25 +113,11 @@ class Constraint:
         Raises
         ------
         AKPError
-            Of class ``error``, with ``field`` set.
+            Of class ``error``, with ``field`` set; the message is :meth:`problem`'s.
         """
-        name = field or self.field
-        if not self._type_ok(value):
-            raise error.at(name, f"must be {self.allowed()}, got {_show(value)}")
-        if self.kind is str:
-            if not value.strip():
-                raise error.at(name, f"must be {self.allowed()}")
-            if self.max_chars is not None and len(value) > self.max_chars:
-                raise error.at(name, f"at most {self.max_chars} characters, got {len(value)}")
-        if self.choices is not None and value not in self.choices:
-            raise error.at(name, f"unknown {_show(value)}; allowed: {', '.join(str(c) for c in self.choices)}")
-        if self.kind in (int, float):
-            if not math.isfinite(value):
-                raise error.at(name, f"must be {self.allowed()}, got {_show(value)}")
-            too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
-            too_high = self.high is not None and value > self.high
-            if too_low or too_high:
-                raise error.at(name, f"must be {self.allowed()}, got {_show(value)}")
+        problem = self.problem(value)
+        if problem is not None:
+            raise error.at(field or self.field, problem)
         return value
 
     def _type_ok(self, value: Any) -> bool:

@@ -208,7 +208,8 @@ def schedule_rows(schedule: SwapSchedule) -> list[dict[str, Any]]:
             for e in schedule.events]
 
 
-def _blank(value: Any) -> bool:
+def blank_cell(value: Any) -> bool:
+    """Whether a table-editor cell means "keep": None, NaN, empty text or "(keep)"."""
     if value is None:
         return True
     if isinstance(value, float) and math.isnan(value):
@@ -245,16 +246,16 @@ def schedule_from_rows(name: str, activation: str, loss: str, rows: Sequence[Map
     events = []
     for i, row in enumerate(rows):
         epoch, act, los = row.get("epoch"), row.get("activation"), row.get("loss")
-        if _blank(epoch) and _blank(act) and _blank(los):
+        if blank_cell(epoch) and blank_cell(act) and blank_cell(los):
             continue
-        if _blank(epoch):
+        if blank_cell(epoch):
             raise ScheduleError.at(f"events[{i}].epoch", "missing; give the 0-based epoch at which the swap applies")
         epoch = int_or_raw(epoch)
         if isinstance(epoch, str) and epoch.strip().isdigit():
             epoch = int(epoch)
         if isinstance(epoch, bool) or not isinstance(epoch, int):
             raise ScheduleError.at(f"events[{i}].epoch", f"must be a non-negative integer, got {epoch!r}")
-        events.append(SwapEvent(epoch, None if _blank(act) else str(act), None if _blank(los) else str(los)))
+        events.append(SwapEvent(epoch, None if blank_cell(act) else str(act), None if blank_cell(los) else str(los)))
     events.sort(key=lambda e: e.epoch)
     return SwapSchedule(name, activation, loss, tuple(events))
 
@@ -304,7 +305,7 @@ def _int(values: Mapping[str, Any], key: str) -> Any:
     return int_or_raw(values[key])
 
 
-def _number_or_none(value: Any) -> Any:
+def number_or_none(value: Any) -> Any:
     """An empty field (None or blank text) is None; a number stays as it is, for the validator to check."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -349,8 +350,8 @@ def build_spec(values: Mapping[str, Any], conditions: Sequence[SwapSchedule] | N
         model=ModelSpec(_int(values, "width"), _int(values, "depth"), _int(values, "embedding_dim")),
         epochs=_int(values, "epochs"), batch_size=_int(values, "batch_size"), optimizer=str(values["optimizer"]),
         lr=float(values["lr"]), seeds=seeds, conditions=conds, probe_size=_int(values, "probe_size"),
-        family_rule={"rule": values["family_rule"], "threshold": _number_or_none(values["threshold"]),
-                     "max_gap": _number_or_none(values["max_gap"])},
+        family_rule={"rule": values["family_rule"], "threshold": number_or_none(values["threshold"]),
+                     "max_gap": number_or_none(values["max_gap"])},
         primary_layer=values["primary_layer"], seed_mode=values["seed_mode"],
     )
     try:
@@ -361,6 +362,7 @@ def build_spec(values: Mapping[str, Any], conditions: Sequence[SwapSchedule] | N
         raise DesignError.at("probe_size", f"at most n_test ({options['n_test']}) probe images, "
                                            f"got {spec.probe_size}")
     return spec
+
 
 
 # -- run-time estimate ------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ moving every weight the same way for a few dozen steps.
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -298,6 +299,99 @@ def random_stress(
         loss = rng.choice(losses) if rng.random() < 0.5 else None
         events.append(SwapEvent(epoch, activation, loss))
     return SwapSchedule(name, "relu", "cross_entropy", tuple(events))
+
+
+FIT_MODES = ("scale", "drop")
+
+
+def _merge(events: list[SwapEvent], epoch: int) -> SwapEvent:
+    """Events that land on one epoch as one: each function takes the value of the last event that sets it."""
+    activation = next((e.activation for e in reversed(events) if e.activation), None)
+    loss = next((e.loss for e in reversed(events) if e.loss), None)
+    return SwapEvent(epoch, activation, loss)
+
+
+def fit_to_budget(schedule: SwapSchedule, epochs: int, *, old_epochs: int | None = None,
+                  mode: str = "scale") -> SwapSchedule:
+    """Move a schedule's swap events into a training budget of ``epochs``.
+
+    ``"scale"`` maps epoch ``e`` of the old budget ``B`` to ``round(e * epochs / B)``
+    (halves up), with ``B = max(old_epochs, last event + 1)``, so every condition
+    keeps its timing relative to the run. Events keep their order; they stay at
+    distinct epochs when the budget has room for them (neighbours are pushed
+    apart), and an event after epoch 0 stays after it when ``epochs >= 2``.
+    When there are more events than epochs, the closest neighbours are merged
+    into one event (the later one wins for each function; a merged change back
+    to the functions already in force is dropped), so the functions in force at
+    the end of training are those of the original schedule. ``"drop"`` removes
+    the events at epoch ``epochs`` or later and keeps the others as they are.
+
+    Parameters
+    ----------
+    schedule : SwapSchedule
+    epochs : int
+        The new training budget (>= 1).
+    old_epochs : int, optional
+        The budget the schedule was made for (default: ``epochs``). A schedule that
+        fits ``epochs`` is returned unchanged when ``old_epochs`` is ``epochs``.
+    mode : {"scale", "drop"}
+
+    Returns
+    -------
+    SwapSchedule
+        Same name and starting functions; every event at an epoch below ``epochs``.
+
+    Raises
+    ------
+    ScheduleError
+        If ``epochs`` or ``old_epochs`` is not a positive integer, or ``mode`` is unknown.
+    """
+    for name, value in (("epochs", epochs), ("old_epochs", old_epochs)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ScheduleError.at(name, f"must be a positive integer, got {value!r}")
+    if mode not in FIT_MODES:
+        raise ScheduleError.at("mode", f"unknown {mode!r}; allowed: {', '.join(FIT_MODES)}")
+    events = list(schedule.events)
+    if mode == "drop":
+        kept = tuple(e for e in events if e.epoch < epochs)
+        return SwapSchedule(schedule.name, schedule.activation, schedule.loss, kept)
+    if not events:
+        return schedule
+    budget = max(old_epochs if old_epochs is not None else epochs, events[-1].epoch + 1)
+    # Targets never decrease (the epochs increase and the map is monotone); floor(x + 1/2) rounds halves up.
+    low = [1 if e.epoch >= 1 and epochs >= 2 else 0 for e in events]
+    targets = [min(epochs - 1, max(lo, math.floor(e.epoch * epochs / budget + 0.5)))
+               for e, lo in zip(events, low, strict=True)]
+    room = epochs - low[0]
+    merged = [False] * len(events)
+    while len(events) > room:
+        # Too few epochs for distinct events: merge the two closest neighbours (the earliest such pair) at
+        # the later one's epoch, the epoch from which their combined change holds.
+        i = min(range(len(events) - 1), key=lambda j: (events[j + 1].epoch - events[j].epoch, j))
+        events[i:i + 2] = [_merge(events[i:i + 2], events[i + 1].epoch)]
+        targets[i:i + 2] = [targets[i + 1]]
+        merged[i:i + 2] = [True]
+    # Push neighbours apart forwards, then back below the budget (there is room for all now).
+    for i in range(1, len(targets)):
+        targets[i] = max(targets[i], targets[i - 1] + 1)
+    for i in reversed(range(len(targets))):
+        targets[i] = min(targets[i], epochs - 1 if i == len(targets) - 1 else targets[i + 1] - 1)
+    moved: list[SwapEvent] = []
+    activation, loss = schedule.activation, schedule.loss
+    for event, target, was_merged in zip(events, targets, merged, strict=True):
+        if was_merged:  # a merged change back to what is in force (sigmoid, then relu again) is no change
+            event = SwapEvent(event.epoch, None if event.activation == activation else event.activation,
+                              None if event.loss == loss else event.loss)
+            if event.activation is None and event.loss is None:
+                continue
+        moved.append(SwapEvent(target, event.activation, event.loss))
+        activation, loss = event.activation or activation, event.loss or loss
+    return SwapSchedule(schedule.name, schedule.activation, schedule.loss, tuple(moved))
+
+
+def past_budget(schedule: SwapSchedule, epochs: int) -> list[SwapEvent]:
+    """The events of ``schedule`` at epoch ``epochs`` or later (those a run of ``epochs`` epochs never reaches)."""
+    return [e for e in schedule.events if e.epoch >= epochs]
 
 
 PRESETS: dict[str, SwapSchedule] = {

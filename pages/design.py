@@ -2,8 +2,11 @@
 
 A thin view over :mod:`akp.design`: the form's values become an
 :class:`~akp.experiment.ExperimentSpec` through :func:`akp.design.build_spec`,
-which validates everything; a message appears under the field at fault and
-nothing is created or queued while anything is invalid.
+which validates everything; :func:`akp.design_check.check_form` finds every problem at
+once, each shown under its widget with the widget's label (and, for a schedule
+table, the row as displayed); Launch lists them all and creates nothing while
+any exist. When Epochs leaves some swap events past the budget, one click fits
+every condition to it (:func:`akp.schedule.fit_to_budget`), previewed first.
 
 "My data" takes a .zip (image folder) or .npz upload, a registered dataset, or
 a server-side path; uploads and paths are registered through :mod:`akp.datasets.uploads`
@@ -48,23 +51,20 @@ from akp.datasets.uploads import (
 )
 from akp.design import (
     MAX_UPLOAD_BYTES,
-    DesignError,
     activation_names,
-    build_spec,
     constraint_of,
     estimate_seconds,
-    form_key,
     form_values,
     format_duration,
     loss_names,
     read_json_upload,
-    schedule_from_rows,
     schedule_rows,
 )
+from akp.design_check import FormCheck, check_form
 from akp.experiment import ExperimentError, ExperimentSpec, load_preset, preset_names, preset_needs_dataset
 from akp.plots.training import schedule_timeline
 from akp.quotas import LaunchRefused
-from akp.schedule import PRESETS, ScheduleError, SwapSchedule
+from akp.schedule import FIT_MODES, PRESETS, SwapSchedule, fit_to_budget, past_budget
 
 PREFIX = "design-"
 SAVED = "_design_saved"        # form values kept across page navigation (widget state is dropped)
@@ -72,6 +72,7 @@ CONDITIONS = "design-conditions"  # list of {uid, name, activation, loss, rows, 
 UPLOADS_SEEN = "_design_uploads_seen"
 DATA_UPLOADS_SEEN = "_design_data_uploads_seen"  # file_id -> ("ok", dataset id) | ("error", message)
 DATA_ERROR = "_design_data_error"  # the Register button's message, shown once under the dataset field
+BUDGET = "_design_budget"  # the Epochs the conditions were made for: what "fit to budget" scales from
 DEFAULT_PRESET = "teaching"
 SIZES = [16, 24, 32, 48, 64, 96, 128]  # offered within the bounds of the size option
 DATA_SIZES = [8, 16, 24, 28, 32, 48, 64, 96, 128, 224]  # of real data (28: MedMNIST's own size)
@@ -98,6 +99,7 @@ def apply_spec(spec: ExperimentSpec) -> None:
         st.session_state[PREFIX + field] = values[field]
     st.session_state[SAVED] = {f: values[f] for f in FIELDS}
     st.session_state[CONDITIONS] = [_condition_state(c) for c in spec.conditions]
+    st.session_state[BUDGET] = spec.epochs
     st.session_state.pop(DATA_ERROR, None)
     problem = path_problem(values["dataset_path"])
     if problem:
@@ -242,23 +244,60 @@ def show_dataset_card(dataset: str, slot: Any) -> None:
                 st.image([str(p) for p in paths], width=72)
 
 
-def errors_slot() -> Any:
-    """A placeholder right under a widget, filled with its validation message if any."""
-    return st.empty()
+def field_box(where: Any, key: str) -> Any:
+    """A container for one widget and, under it, its messages (``.st-key-design-field-KEY`` in the page)."""
+    return where.container(key=f"{PREFIX}field-{key}")
 
 
-def number(where: Any, key: str, **extra: Any) -> None:
-    """A number input for form value ``key``, its label and bounds from the constraints table."""
-    where.number_input(**ui.number_kwargs(constraint_of(key), key=PREFIX + key, **extra))
+def number(where: Any, key: str, **extra: Any) -> Any:
+    """A number input for form value ``key`` in its own field box, its label and bounds from the constraints table."""
+    box = field_box(where, key)
+    box.number_input(**ui.number_kwargs(constraint_of(key), key=PREFIX + key, **extra))
+    return box
 
 
-def show_problem(problem: DesignError, slots: dict[str, Any], schedules: list[SwapSchedule | None]) -> None:
-    """Show a form error under the widget of its field (the name field when it names none the form has)."""
-    key = form_key(problem.field) or "name"
-    if key == "conditions" and any(s is None for s in schedules):
-        return  # each bad schedule's message is under it already
-    where = slots.get(key) or slots["conditions" if key.startswith("conditions") else "name"]
-    ui.show_error(problem, where)
+def show_problems(check: FormCheck, slots: dict[str, Any]) -> None:
+    """Every problem under the widget of its field (a field without a box of its own: above Launch)."""
+    for problem in check.problems:
+        slots.get(problem.field, slots["form"]).error(ui.md(problem.text))
+
+
+def problems_text(check: FormCheck) -> str:
+    """All problems as one Markdown list (user text escaped), for the message of a refused Launch."""
+    items = "\n".join(f"- {ui.md(p.text)}" for p in check.problems)
+    return f"Nothing was queued. Fix {'this' if len(check.problems) == 1 else 'these'} first:\n\n{items}"
+
+
+def apply_fit(fitted: list[SwapSchedule | None], epochs: int) -> None:
+    """Callback of the fit button: each condition takes its fitted events (fresh editors show them)."""
+    for cond, sched in zip(st.session_state[CONDITIONS], fitted, strict=False):
+        if sched is not None:
+            rows = _condition_state(sched)["rows"]
+            cond.update(uid=secrets.token_hex(4), rows=rows, current=rows)
+    st.session_state[BUDGET] = epochs
+
+
+def fit_offer(where: Any, schedules: tuple[SwapSchedule | None, ...], epochs: int) -> None:
+    """When swap events lie past the budget: fit every condition to it in one click, previewed on a timeline."""
+    late = [s for s in schedules if s is not None and past_budget(s, epochs)]
+    if not late:
+        return
+    base = int(st.session_state.get(BUDGET) or epochs)
+    with where.container(border=True, key=PREFIX + "fit"):
+        st.warning(f"{len(late)} condition(s) swap past the budget of {epochs} epochs: "
+                   f"{ui.md(', '.join(s.name for s in late))}.")
+        mode = st.radio("Fit to budget", FIT_MODES, key=PREFIX + "fit-mode", horizontal=True,
+                        format_func={"scale": f"Scale every condition's events from {max(base, epochs)} to "
+                                              f"{epochs} epochs",
+                                     "drop": f"Drop the events at epoch {epochs} or later"}.get,
+                        help="Scale: epoch e becomes round(e x new / old), keeping the events' order and, where "
+                             "the budget has room, distinct epochs. Drop: the others stay as they are.")
+        fitted = [None if s is None else fit_to_budget(s, epochs, old_epochs=base, mode=mode) for s in schedules]
+        st.caption("Preview: the conditions after fitting")
+        ui.show_figure(schedule_timeline([s for s in fitted if s is not None], epochs), "schedule-fit-preview",
+                       key=PREFIX + "fit-preview")
+        st.button(f"Fit all conditions to {epochs} epochs", key=PREFIX + "fit-apply", type="primary",
+                  icon=":material/fit_width:", on_click=apply_fit, args=(fitted, epochs))
 
 
 # -- page ------------------------------------------------------------------------------------------
@@ -274,7 +313,7 @@ with top[1]:
                               max_upload_size=1,  # MB, enforced by the server; read_json_upload caps lower
                               help=f"An experiment spec fills the form; a swap schedule is added as a condition. "
                                    f"At most {MAX_UPLOAD_BYTES // 1024} KiB.")
-    slots["upload"] = errors_slot()
+    slots["upload"] = st.container()
 if upload is not None and upload.file_id not in st.session_state.setdefault(UPLOADS_SEEN, []):
     st.session_state[UPLOADS_SEEN].append(upload.file_id)
     loaded: ExperimentSpec | SwapSchedule | None = None
@@ -289,8 +328,8 @@ if upload is not None and upload.file_id not in st.session_state.setdefault(UPLO
         st.toast(f"Added the schedule {ui.md(loaded.name)}")
         st.rerun()
 
-st.text_input(**ui.text_kwargs(constraint_of("name"), key=PREFIX + "name"))
-slots["name"] = errors_slot()
+slots["name"] = field_box(st, "name")
+slots["name"].text_input(**ui.text_kwargs(constraint_of("name"), key=PREFIX + "name"))
 
 # Dataset -------------------------------------------------------------------------------------------
 st.header("Dataset", divider="gray")
@@ -299,14 +338,13 @@ st.radio("Images", [SYNTHETIC, "my data"], key=PREFIX + "dataset_kind", horizont
 synthetic = st.session_state[PREFIX + "dataset_kind"] == SYNTHETIC
 if synthetic:
     c = st.columns(5)
-    number(c[0], "n_train", step=100)
-    number(c[1], "n_test", step=100)
-    c[2].selectbox(**ui.choice_kwargs(constraint_of("size"), SIZES, key=PREFIX + "size"))
-    number(c[3], "data_seed", step=1)
-    c[4].slider(**ui.number_kwargs(constraint_of("difficulty"), step=0.05, key=PREFIX + "difficulty"))
-    for i, f in enumerate(("n_train", "n_test", "size", "data_seed", "difficulty")):
-        with c[i]:
-            slots[f] = errors_slot()
+    slots["n_train"] = number(c[0], "n_train", step=100)
+    slots["n_test"] = number(c[1], "n_test", step=100)
+    slots["size"] = field_box(c[2], "size")
+    slots["size"].selectbox(**ui.choice_kwargs(constraint_of("size"), SIZES, key=PREFIX + "size"))
+    slots["data_seed"] = number(c[3], "data_seed", step=1)
+    slots["difficulty"] = field_box(c[4], "difficulty")
+    slots["difficulty"].slider(**ui.number_kwargs(constraint_of("difficulty"), step=0.05, key=PREFIX + "difficulty"))
     with st.expander("Sample cells", expanded=False):
         samples = gallery(int(st.session_state[PREFIX + "size"]), int(st.session_state[PREFIX + "data_seed"]),
                           float(st.session_state[PREFIX + "difficulty"]))
@@ -322,7 +360,7 @@ else:
             help="A .zip of an image folder with one sub-folder per class (PNG, JPEG, TIFF or BMP), or an .npz "
                  "with train_images/train_labels (optional val_*, test_*). It is checked, processed with the "
                  f"options above and stored as a dataset id. At most {MAX_UPLOAD_MB} MB.")
-        slots["data_upload"] = errors_slot()
+        slots["data_upload"] = st.empty()
     handle_data_upload(data_upload, data_options, slots["data_upload"])
     registered = {c["id"]: c for c in list_datasets(ui.home_path())}
     current = str(st.session_state.get(PREFIX + "dataset_path") or "").strip()
@@ -338,7 +376,7 @@ else:
                          "Register button, or at launch.")
     c[1].button("Register", key=PREFIX + "register", on_click=on_register, args=(data_options,),
                 icon=":material/inventory_2:", help="Check and store the folder or .npz file as a dataset id.")
-slots["dataset"] = errors_slot()
+slots["dataset"] = st.container(key=PREFIX + "field-dataset")
 if not synthetic:
     field_problem = path_problem(str(st.session_state.get(PREFIX + "dataset_path") or ""))
     if DATA_ERROR in st.session_state:
@@ -350,40 +388,35 @@ if not synthetic:
 # Model and training ----------------------------------------------------------------------------------
 st.header("Model and training budget", divider="gray")
 c = st.columns(4)
-number(c[0], "width", step=4)
-number(c[1], "depth", step=1)
-number(c[2], "embedding_dim", step=8)
-number(c[3], "probe_size", step=32)
-for i, f in enumerate(("width", "depth", "embedding_dim", "probe_size")):
-    with c[i]:
-        slots[f] = errors_slot()
+slots["width"] = number(c[0], "width", step=4)
+slots["depth"] = number(c[1], "depth", step=1)
+slots["embedding_dim"] = number(c[2], "embedding_dim", step=8)
+slots["probe_size"] = number(c[3], "probe_size", step=32)
 c = st.columns(4)
-number(c[0], "epochs", step=1)
-number(c[1], "batch_size", step=16)
-c[2].selectbox(**ui.choice_kwargs(constraint_of("optimizer"), key=PREFIX + "optimizer"))
-number(c[3], "lr", step=1e-4, format="%.5f")
-for i, f in enumerate(("epochs", "batch_size", "optimizer", "lr")):
-    with c[i]:
-        slots[f] = errors_slot()
+slots["epochs"] = number(c[0], "epochs", step=1)
+slots["batch_size"] = number(c[1], "batch_size", step=16)
+slots["optimizer"] = field_box(c[2], "optimizer")
+slots["optimizer"].selectbox(**ui.choice_kwargs(constraint_of("optimizer"), key=PREFIX + "optimizer"))
+slots["lr"] = number(c[3], "lr", step=1e-4, format="%.5f")
 
 # Conditions -----------------------------------------------------------------------------------------
 st.header("Conditions (swap schedules)", divider="gray")
 st.caption("Each condition starts with an activation and a loss; a swap event at epoch *e* (0-based) changes "
            "them at the start of that epoch. Leave a cell empty to keep the function unchanged.")
-slots["conditions"] = errors_slot()
+slots["conditions"] = st.container(key=PREFIX + "field-conditions")
+fit_box = st.container()  # filled below, once the tables are read
 epochs_now = int(st.session_state[PREFIX + "epochs"])
-schedules: list[SwapSchedule | None] = []
+condition_inputs: list[dict[str, Any]] = []
+exports: list[Any] = []
 remove: list[int] = []
 for i, cond in enumerate(st.session_state[CONDITIONS]):
     uid = cond["uid"]
-    with st.container(border=True):
-        c = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
+    with st.container(border=True, key=f"{PREFIX}cond-{i}"):
+        c = st.columns([3, 2, 2], vertical_alignment="bottom")
         name = c[0].text_input("Condition name", value=cond["name"], key=f"cond-{uid}-name")
         acts, losses = activation_names(), loss_names()
         act = c[1].selectbox("Start activation", acts, index=acts.index(cond["activation"]), key=f"cond-{uid}-act")
         los = c[2].selectbox("Start loss", losses, index=losses.index(cond["loss"]), key=f"cond-{uid}-loss")
-        if c[3].button("Remove", key=f"cond-{uid}-remove", icon=":material/delete:"):
-            remove.append(i)
         editor_key = f"cond-{uid}-events"
         if editor_key not in st.session_state:  # fresh editor (first draw, or back from another page)
             cond["rows"] = cond["current"]
@@ -398,19 +431,14 @@ for i, cond in enumerate(st.session_state[CONDITIONS]):
                 "loss": st.column_config.SelectboxColumn("new loss", options=losses),
             },
         )
-        rows = edited.astype(object).where(edited.notna(), None).to_dict("records")
+        rows = edited.astype(object).where(edited.notna(), None).to_dict("records")  # in displayed order
         cond.update(name=name, activation=act, loss=los, current=rows)
-        slot = errors_slot()
-        slots[f"conditions[{i}]"] = slot
-        try:
-            sched = schedule_from_rows(name, act, los, rows)
-            sched.validate(epochs_now)
-            schedules.append(sched)
-            ui.download_json(sched, f"schedule-{ui.slug(sched.name)}", label="Export schedule (JSON)",
-                             key=f"cond-{uid}-json")
-        except ScheduleError as exc:
-            ui.show_error(exc, slot, prefix=f"{name or 'condition'}: ")
-            schedules.append(None)
+        condition_inputs.append({"name": name, "activation": act, "loss": los, "rows": rows})
+        slots[f"conditions[{i}]"] = st.container()
+        with st.container(horizontal=True):  # buttons as wide as their labels: never cut to "Remo..."
+            if st.button("Remove condition", key=f"cond-{uid}-remove", icon=":material/delete:"):
+                remove.append(i)
+            exports.append(st.container())
 if remove:
     st.session_state[CONDITIONS] = [c for j, c in enumerate(st.session_state[CONDITIONS]) if j not in remove]
     st.rerun()
@@ -429,56 +457,52 @@ if c[2].button("Add empty", key=PREFIX + "add-empty", icon=":material/add:"):
         SwapSchedule(f"custom-{len(st.session_state[CONDITIONS]) + 1}")))
     st.rerun()
 
-valid_schedules = [s for s in schedules if s is not None]
-if valid_schedules:
-    st.subheader("Timeline")
-    ui.show_figure(schedule_timeline(valid_schedules, epochs_now), "schedule-timeline",
-                   key="design-timeline")
+timeline_box = st.container()  # filled below, once the tables are read
 
 # Analysis plan -------------------------------------------------------------------------------------------
 st.header("Analysis plan", divider="gray")
 st.caption("Fixed before any run trains, so the verdict cannot be tuned to the results. An empty threshold "
            "means the largest accuracy gap in the data: the verdict is then labelled exploratory.")
 c = st.columns(5)
-c[0].selectbox(**ui.choice_kwargs(constraint_of("family_rule"), key=PREFIX + "family_rule"))
-number(c[1], "threshold", step=0.01, format="%.3f", placeholder="largest gap")
-number(c[2], "max_gap", step=0.01, format="%.3f", placeholder="none",
-       disabled=st.session_state[PREFIX + "family_rule"] != "gap")
+slots["family_rule"] = field_box(c[0], "family_rule")
+slots["family_rule"].selectbox(**ui.choice_kwargs(constraint_of("family_rule"), key=PREFIX + "family_rule"))
+slots["threshold"] = number(c[1], "threshold", step=0.01, format="%.3f", placeholder="largest gap")
+slots["max_gap"] = number(c[2], "max_gap", step=0.01, format="%.3f", placeholder="none",
+                          disabled=st.session_state[PREFIX + "family_rule"] != "gap")
 depth_now = st.session_state[PREFIX + "depth"]
 layer_options = [f"conv{i + 1}" for i in range(depth_now if isinstance(depth_now, int) else 0)] + ["embedding",
                                                                                                   "logits"]
 if st.session_state[PREFIX + "primary_layer"] not in layer_options:
     layer_options.append(st.session_state[PREFIX + "primary_layer"])  # the validator names the problem
-c[3].selectbox(constraint_of("primary_layer").label, layer_options, key=PREFIX + "primary_layer",
-               help=constraint_of("primary_layer").help)
-c[4].selectbox(**ui.choice_kwargs(constraint_of("seed_mode"), key=PREFIX + "seed_mode"))
-for i, f in enumerate(("family_rule", "threshold", "max_gap", "primary_layer", "seed_mode")):
-    with c[i]:
-        slots[f] = errors_slot()
+slots["primary_layer"] = field_box(c[3], "primary_layer")
+slots["primary_layer"].selectbox(constraint_of("primary_layer").label, layer_options, key=PREFIX + "primary_layer",
+                                 help=constraint_of("primary_layer").help)
+slots["seed_mode"] = field_box(c[4], "seed_mode")
+slots["seed_mode"].selectbox(**ui.choice_kwargs(constraint_of("seed_mode"), key=PREFIX + "seed_mode"))
 
 # Seeds and launch --------------------------------------------------------------------------------------
 st.header("Seeds and launch", divider="gray")
-st.text_input(constraint_of("seeds").label, key=PREFIX + "seeds",
-              help="Comma-separated seeds and ranges, e.g. '0-5' or '0, 2, 7'.")
-slots["seeds"] = errors_slot()
+slots["seeds"] = field_box(st, "seeds")
+slots["seeds"].text_input(constraint_of("seeds").label, key=PREFIX + "seeds",
+                          help="Comma-separated seeds and ranges, e.g. '0-5' or '0, 2, 7'.")
+slots["form"] = st.container()  # problems of no one widget (a rule only the library knows)
 
 values = {f: st.session_state[PREFIX + f] for f in FIELDS}
 st.session_state[SAVED] = dict(values)
 values["dataset"] = SYNTHETIC if synthetic else str(values["dataset_path"]).strip()
-spec: ExperimentSpec | None = None
-problem: DesignError | None = None
-if any(s is None for s in schedules):
-    problem = DesignError("a condition's schedule is invalid (see the message under it)", field="conditions")
-elif not values["dataset"]:  # "my data" chosen but no path: never fall back to the synthetic cells
-    problem = DesignError.at("dataset", "enter an image folder, an .npz file or a dataset id "
-                                        "(or choose synthetic-cells)")
-else:
-    try:
-        spec = build_spec(values, valid_schedules)
-    except DesignError as exc:
-        problem = exc
-if problem is not None:
-    show_problem(problem, slots, schedules)
+check = check_form(values, condition_inputs)
+show_problems(check, slots)
+for cond, sched, export in zip(st.session_state[CONDITIONS], check.schedules, exports, strict=True):
+    if sched is not None and not past_budget(sched, epochs_now):
+        ui.download_json(sched, f"schedule-{ui.slug(sched.name)}", label="Export schedule (JSON)",
+                         key=f"cond-{cond['uid']}-json", container=export)
+fit_offer(fit_box, check.schedules, epochs_now)
+valid_schedules = [s for s in check.schedules if s is not None and not past_budget(s, epochs_now)]
+if valid_schedules:
+    timeline_box.subheader("Timeline")
+    with timeline_box:
+        ui.show_figure(schedule_timeline(valid_schedules, epochs_now), "schedule-timeline", key="design-timeline")
+spec: ExperimentSpec | None = check.spec
 
 manager = ui.get_manager()
 workers = getattr(manager, "max_workers", 1)
@@ -496,7 +520,7 @@ if spec is not None:
 launch_slot = st.container()
 if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/rocket_launch:"):
     if spec is None:
-        ui.show_error(problem, launch_slot, prefix="Nothing was queued: ")
+        launch_slot.error(problems_text(check))
     else:
         store = ui.get_store()
         experiment_id = None

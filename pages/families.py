@@ -198,11 +198,8 @@ if result.dispersion_difference is not None:
                f"{primary.permutations} {'labellings, all enumerated' if primary.exact else 'random labellings'}. "
                f"Two-sided PERMDISP of the runs: F = {test.statistic:.3f}, p = {test.p_value:.3g}.")
 counts = {f: result.families.count(f) for f in analysis.FAMILIES}
-rule_text = (f"test accuracy ≥ {result.threshold:.3f}" if result.threshold is not None else "all runs (no split)")
-if result.rule == "gap":
-    rule_text += f" and generalization gap ≤ {max_gap:.2f}"
-st.markdown(f"**Rule:** happy if {rule_text} · **happy** {counts['happy']} · **unhappy** {counts['unhappy']}"
-            + (" · threshold chosen at the largest gap" if threshold is None and result.rule == "accuracy" else ""))
+rule_text = analysis.describe_rule(result.rule, result.threshold, automatic=threshold is None, max_gap=max_gap)
+st.markdown(f"**Rule:** {rule_text} · **happy** {counts['happy']} · **unhappy** {counts['unhappy']}")
 if result.excluded:
     with st.expander(f"{len(result.excluded)} run(s) left out of the test"):
         ui.show_table(result.excluded, f"{base}-excluded", key="families-excluded-csv")

@@ -193,16 +193,17 @@ def test_design_edited_schedule_rows_are_validated(empty_home: Path) -> None:
     conds[1]["current"] = conds[1]["rows"] = [{"epoch": 5.0, "activation": "tanh", "loss": None}]
     at.session_state["design-conditions"] = conds
     at.run()
-    assert any("events[0].epoch: 5 is past the training budget" in ui.plain(e.value) for e in at.error), \
+    assert any("sigmoid-shock · swap events, row 1: epoch 5 is past the training budget" in ui.plain(e.value)
+               for e in at.error), \
         [ui.plain(e.value) for e in at.error]
     at.button(key="design-launch").click().run()
     assert RunStore(empty_home).experiments() == []
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
-    ("design-seeds", "3-1", "seeds: range '3-1' goes backwards"),
-    ("design-seeds", "a, b", "seeds: cannot read 'a'"),
-    ("design-name", "  ", "name: must be non-empty text"),
+    ("design-seeds", "3-1", "Seeds: range '3-1' goes backwards"),
+    ("design-seeds", "a, b", "Seeds: cannot read 'a'"),
+    ("design-name", "  ", "Experiment name: must be non-empty text"),
 ])
 def test_design_invalid_field_message_and_nothing_created(empty_home: Path, key: str, value: str,
                                                           message: str) -> None:
@@ -217,7 +218,7 @@ def test_design_probe_larger_than_test_set_is_refused(empty_home: Path) -> None:
     at = design()
     at.selectbox(key="design-preset").select("smoke").run()
     at.number_input(key="design-probe_size").set_value(500).run()  # smoke has 160 test images
-    assert any("probe_size: at most n_test (160)" in ui.plain(e.value) for e in at.error)
+    assert any("Probe images: at most the number of Test images (160)" in ui.plain(e.value) for e in at.error)
 
 
 def test_design_import_schedule_and_spec_json(empty_home: Path) -> None:

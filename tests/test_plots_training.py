@@ -139,3 +139,18 @@ def test_event_label_and_reexports() -> None:
     assert event_label({"epoch": 1, "activation": None, "loss": "mse"}) == "→ mse"
     assert plots.training_curves is training_curves and plots.schedule_timeline is schedule_timeline
     assert math.isclose(len(condition_colors(["a", "b", "a"])), 2)
+
+
+def test_schedule_timeline_colours_stay_with_their_function_between_edits() -> None:
+    def colours(scheds):
+        fig = schedule_timeline(scheds, 8)
+        return {t.name: t.marker.color for t in fig.data}
+
+    before = colours([PRESETS["steady"], PRESETS["late-flip"]])
+    # Removing the first condition or adding one with new functions recolours nothing that was shown.
+    after = colours([PRESETS["late-flip"], PRESETS["periodic"]])
+    assert all(after[name] == colour for name, colour in before.items() if name in after)
+    assert {"relu", "tanh", "flipped"} <= set(before) & set(after)
+    shown = colours([PRESETS[name] for name in PRESETS])
+    acts = [shown[n] for n in shown if n in {"relu", "tanh", "sigmoid", "gelu", "silu", "identity", "sine_hf"}]
+    assert len(set(acts)) == len(acts)  # distinct activations never share a colour

@@ -97,8 +97,4 @@ def text_kwargs(constraint: Constraint, **extra: Any) -> dict[str, Any]:
 
 def within(constraint: Constraint, value: Any) -> bool:
     """Whether ``value`` passes the constraint's checks (type, bounds, choices)."""
-    try:
-        constraint.check(value)
-    except ValueError:
-        return False
-    return True
+    return constraint.problem(value) is None

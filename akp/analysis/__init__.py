@@ -43,7 +43,15 @@ from akp.analysis.convergence import (
 )
 from akp.analysis.diagnostics import effective_rank
 from akp.analysis.dispersion import DirectionalTest, directional_test, route_reduce
-from akp.analysis.families import MIN_AUTO_GAP, RULES, Families, label_families, label_runs, largest_gap_threshold
+from akp.analysis.families import (
+    MIN_AUTO_GAP,
+    RULES,
+    Families,
+    describe_rule,
+    label_families,
+    label_runs,
+    largest_gap_threshold,
+)
 from akp.analysis.layers import LayerCKA, common_epochs, layer_cka
 from akp.analysis.ordination import Ordination, family_pcoa
 from akp.analysis.permdisp import CENTERS, DISTANCES, PermdispResult, cka_distances, permdisp
@@ -87,6 +95,7 @@ __all__ = [
     "convergence_series",
     "default_thresholds",
     "family_pcoa",
+    "describe_rule",
     "label_families",
     "label_runs",
     "largest_gap_threshold",

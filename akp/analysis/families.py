@@ -17,8 +17,8 @@ import numpy as np
 from akp.analysis.common import FAMILIES, AnalysisError, is_finite_number, jsonable
 from akp.runs import DIVERGED, DONE, FINISHED_STATES
 
-__all__ = ["COLLAPSE_MARGIN", "MIN_AUTO_GAP", "RULES", "Families", "collapse_reason", "label_families", "label_runs",
-           "largest_gap_threshold"]
+__all__ = ["COLLAPSE_MARGIN", "MIN_AUTO_GAP", "RULES", "Families", "collapse_reason", "describe_rule",
+           "label_families", "label_runs", "largest_gap_threshold"]
 
 RULES = ("accuracy", "gap")
 # Smallest accuracy gap the automatic rule treats as a split between families (5 percentage points).
@@ -58,6 +58,45 @@ def largest_gap_threshold(values: Sequence[float], *, min_gap: float = MIN_AUTO_
     # Among equal gaps (up to rounding of the accuracies) prefer the higher split.
     k = int(np.flatnonzero(gaps >= gaps.max() - 1e-12)[-1])
     return float((v[k] + v[k + 1]) / 2.0)
+
+
+def describe_rule(rule: str, threshold: float | None, *, automatic: bool, max_gap: float | None = None,
+                  min_gap: float = MIN_AUTO_GAP) -> str:
+    """One phrase that says how the runs were sorted, true in every case (for "Rule: ..." on the pages).
+
+    Parameters
+    ----------
+    rule : {"accuracy", "gap"}
+    threshold : float or None
+        The accuracy threshold used (:attr:`Families.threshold`).
+    automatic : bool
+        Whether it was chosen from the data (the largest gap) rather than given.
+    max_gap : float, optional
+        The ``"gap"`` rule's limit (default :data:`DEFAULT_MAX_GAP`).
+    min_gap : float
+        The narrowest gap the automatic rule splits at.
+
+    Returns
+    -------
+    str
+        E.g. ``"happy if test accuracy ≥ 0.712 (threshold at the largest accuracy gap, chosen from the data:
+        exploratory)"``, or, when the automatic rule found no gap to split at, ``"no split: no gap of 0.05
+        or more between test accuracies, so only diverged runs are unhappy"``.
+    """
+    parts = []
+    if threshold is not None:
+        parts.append(f"test accuracy ≥ {threshold:.3f}")
+    if rule == "gap":
+        parts.append(f"generalization gap ≤ {max_gap if max_gap is not None else DEFAULT_MAX_GAP:.2f}")
+    if not parts:
+        return (f"no split: no gap of {min_gap:.2f} or more between test accuracies, so only diverged runs are "
+                "unhappy" if automatic else "every run that did not diverge is happy")
+    text = "happy if " + " and ".join(parts)
+    if automatic and threshold is not None:
+        return text + " (threshold at the largest accuracy gap, chosen from the data: exploratory)"
+    if automatic:
+        return text + f" (no accuracy gap of {min_gap:.2f} or more to split at)"
+    return text
 
 
 def _check_threshold(threshold: Any) -> None:

@@ -19,6 +19,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from akp.schedule import SwapSchedule
+from akp.swaps import ACTIVATIONS, LOSSES
 
 __all__ = [
     "CURVE_METRICS",
@@ -40,7 +41,10 @@ CURVE_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 _SPLIT_NAMES = {"train_acc": "train", "test_acc": "test", "train_loss": "train", "test_loss": "test", "gap": "gap"}
 _DASH = {"train": "dot", "test": "solid", "gap": "solid"}
 PALETTE = qualitative.Plotly + qualitative.D3
-FUNCTION_PALETTE = qualitative.Set2 + qualitative.Pastel1 + qualitative.Set3
+# Every activation and loss keeps one colour on every timeline, whatever the conditions shown, so an edit of one
+# condition never recolours the others: activations from Bold (11 colours), losses from Set2 (8), none near white.
+FUNCTION_COLORS = ({name: qualitative.Bold[i % len(qualitative.Bold)] for i, name in enumerate(sorted(ACTIVATIONS))}
+                   | {name: qualitative.Set2[i % len(qualitative.Set2)] for i, name in enumerate(sorted(LOSSES))})
 
 
 def condition_colors(conditions: Sequence[str]) -> dict[str, str]:
@@ -234,14 +238,11 @@ def schedule_timeline(schedules: Sequence[SwapSchedule], epochs: int) -> go.Figu
     -------
     plotly.graph_objects.Figure
         One horizontal bar row per condition and kind (activation, loss),
-        coloured by function name; swap events are marked with their epoch.
+        coloured by function name (:data:`FUNCTION_COLORS`, the same on every
+        timeline); swap events are marked with their epoch.
     """
     fig = go.Figure()
-    names: list[str] = []
-    for sched in schedules:
-        segs = schedule_segments(sched, epochs)
-        names += [s[2] for kind in ("activation", "loss") for s in segs[kind]]
-    fn_colors = {n: FUNCTION_PALETTE[i % len(FUNCTION_PALETTE)] for i, n in enumerate(dict.fromkeys(names))}
+    fn_colors = FUNCTION_COLORS
     shown: set[str] = set()
     categories: list[str] = []
     for sched in schedules:

@@ -94,3 +94,17 @@ def test_a_threshold_at_the_majority_rate_is_refused():
         label_runs(runs, threshold=0.74)
     assert info.value.field == "threshold" and "majority-class rate 0.731" in str(info.value)
     assert label_runs(runs, threshold=0.8).families == ["happy", "unhappy"]
+
+
+def test_describe_rule_never_contradicts_itself() -> None:
+    # The automatic rule found no gap: no threshold is claimed.
+    text = A.describe_rule("accuracy", None, automatic=True)
+    assert text == "no split: no gap of 0.05 or more between test accuracies, so only diverged runs are unhappy"
+    assert "threshold" not in text
+    assert A.describe_rule("accuracy", 0.7123, automatic=True) == (
+        "happy if test accuracy ≥ 0.712 (threshold at the largest accuracy gap, chosen from the data: exploratory)")
+    assert A.describe_rule("accuracy", 0.8, automatic=False) == "happy if test accuracy ≥ 0.800"
+    assert A.describe_rule("gap", 0.8, automatic=False, max_gap=0.05) == (
+        "happy if test accuracy ≥ 0.800 and generalization gap ≤ 0.05")
+    assert A.describe_rule("gap", None, automatic=True, max_gap=0.1) == (
+        "happy if generalization gap ≤ 0.10 (no accuracy gap of 0.05 or more to split at)")
