@@ -32,6 +32,7 @@ PAGES = [
     ("pages/families.py", "Families", ":material/diversity_3:", False),
     ("pages/representations.py", "Representations", ":material/scatter_plot:", False),
     ("pages/layers.py", "Layers", ":material/layers:", False),
+    ("pages/compare.py", "Compare", ":material/compare_arrows:", False),
     ("pages/learn.py", "Learn", ":material/school:", False),
 ]
 
