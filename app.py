@@ -39,7 +39,7 @@ PAGES = [
 QUEUE_POLL_SECONDS = 2.0
 
 st.set_page_config(page_title="AKP Lab", page_icon=":material/family_restroom:", layout="wide",
-                   initial_sidebar_state="expanded")
+                   initial_sidebar_state="auto")
 
 
 @st.cache_resource(show_spinner=False)

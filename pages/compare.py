@@ -27,6 +27,8 @@ URL_STATE: dict[str, tuple[str, Any, Any, bool]] = {
     "compare-by": ("by", list(GROUP_BY), "experiment", False),
     "compare-color": ("color", list(COLOR_BY), "group", False),
 }
+SHORT_BANDS = {"minmax": "min-max", "sd": "± 1 sd"}
+SHORT_GROUP_BY = {"experiment": "experiment · condition", "condition": "condition (pooled)"}
 
 
 def read_url(key: str, offered: list[Any] | None = None) -> None:
@@ -92,7 +94,7 @@ if comparison is None:
 condition_names = list(dict.fromkeys(r["condition"] for r in comparison.runs))
 
 with st.container(border=True):
-    c1, c2 = st.columns([3, 2])
+    c1, c2, c3 = st.columns([3, 2, 1])
     read_url("compare-conditions", condition_names)
     conditions = c1.multiselect("Conditions", condition_names, key="compare-conditions",
                                 help="Leave empty for every condition of the chosen experiments.")
@@ -100,20 +102,20 @@ with st.container(border=True):
     for key in ("compare-metric", "compare-band", "compare-by", "compare-color"):
         read_url(key)
     metric = c2.selectbox("Metric", list(COMPARE_METRICS), key="compare-metric", format_func=COMPARE_METRICS.get)
-    r1, r2, r3, r4 = st.columns([2, 2, 2, 1])
-    band = r1.segmented_control("Band", list(BANDS), key="compare-band", format_func=BANDS.get,
+    show_runs = c3.toggle("Run lines", value=True, key="compare-runs", help="Draw each run's own thin line.")
+    r1, r2, r3 = st.columns(3)
+    band = r1.segmented_control("Band", list(BANDS), key="compare-band", format_func=SHORT_BANDS.get,
                                 default=None if "compare-band" in st.session_state else "minmax",
                                 help="min-max: from the lowest to the highest run at each epoch. "
                                      "± 1 sd: the mean plus and minus the runs' sample standard deviation.")
-    by = r2.segmented_control("Group by", list(GROUP_BY), key="compare-by", format_func=GROUP_BY.get,
+    by = r2.segmented_control("Group by", list(GROUP_BY), key="compare-by", format_func=SHORT_GROUP_BY.get,
                               default=None if "compare-by" in st.session_state else "experiment",
-                              help="Pooling by condition merges runs of the same condition name across experiments.")
+                              help="Pooled: runs of the same condition name are merged across experiments.")
     color = r3.segmented_control("Colour runs by", list(COLOR_BY), key="compare-color",
                                  format_func={"group": "group", "seed": "seed"}.get,
                                  default=None if "compare-color" in st.session_state else "group",
                                  help="Seed: the same seed has the same colour in every group (the mean and band "
                                       "keep the group's colour).")
-    show_runs = r4.toggle("Each run", value=True, key="compare-runs", help="Draw each run's own line.")
     band, by, color = band or "minmax", by or "experiment", color or "group"
     for key, value in (("compare-metric", metric), ("compare-band", band), ("compare-by", by),
                        ("compare-color", color)):
@@ -143,4 +145,7 @@ elif not diff:
     st.caption("The specs are identical: any difference between the curves comes from chance.")
 else:
     st.caption("Only fields whose values differ are shown; conditions are matched by name (— : not in that spec).")
-    ui.show_table(diff, "compare-spec-diff", key="compare-diff-csv")
+    with st.container(key="compare-spec-diff"):
+        frame = pd.DataFrame(diff).set_index("field")
+        st.table(frame)  # a few rows of text: a plain table reads (and wraps) better than a grid
+        ui.download_csv(frame.reset_index(), "compare-spec-diff", key="compare-diff-csv")

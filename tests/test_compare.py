@@ -203,8 +203,8 @@ def test_compare_page_restores_a_shared_selection_and_shows_the_spec_diff(compar
     frames = [d.value for d in at.dataframe]
     summary = next(f for f in frames if "group" in f.columns)
     assert summary["group"].tolist() == ["A · steady", "B · steady"]
-    diff = next(f for f in frames if "field" in f.columns)
-    assert set(diff["field"]) == {"name", "epochs"}
+    diff = at.table[0].value
+    assert set(diff.index) == {"name", "epochs"}
     # A changed selection goes back into the URL, ready to share.
     at.multiselect(key="compare-experiments").set_value([eb]).run()
     shared = at.query_params["exp"]
