@@ -28,7 +28,7 @@ URL_STATE: dict[str, tuple[str, Any, Any, bool]] = {
     "compare-color": ("color", list(COLOR_BY), "group", False),
 }
 SHORT_BANDS = {"minmax": "min-max", "sd": "± 1 sd"}
-SHORT_GROUP_BY = {"experiment": "experiment · condition", "condition": "condition (pooled)"}
+SHORT_GROUP_BY = {"experiment": "experiment · condition", "condition": "condition"}
 
 
 def read_url(key: str, offered: list[Any] | None = None) -> None:
@@ -110,7 +110,7 @@ with st.container(border=True):
                                      "± 1 sd: the mean plus and minus the runs' sample standard deviation.")
     by = r2.segmented_control("Group by", list(GROUP_BY), key="compare-by", format_func=SHORT_GROUP_BY.get,
                               default=None if "compare-by" in st.session_state else "experiment",
-                              help="Pooled: runs of the same condition name are merged across experiments.")
+                              help="condition: runs of the same condition name are pooled across experiments.")
     color = r3.segmented_control("Colour runs by", list(COLOR_BY), key="compare-color",
                                  format_func={"group": "group", "seed": "seed"}.get,
                                  default=None if "compare-color" in st.session_state else "group",
@@ -124,7 +124,8 @@ with st.container(border=True):
 runs = [r for r in comparison.runs if not conditions or r["condition"] in conditions]
 groups = group_curves(runs, comparison.metrics, metric=metric, by=by, band=band)
 st.subheader(f"{COMPARE_METRICS[metric].capitalize()} per epoch")
-st.caption(f"Band: {BANDS[band]}. Dashes tell experiments apart when groups are pooled by condition.")
+st.caption(f"Band: {BANDS[band]}. Thin run lines are solid for the first experiment, dashed for the second, "
+           "dotted for the third (and so on), also when groups pool several experiments.")
 table = metrics_table(runs, comparison.metrics)
 table.insert(0, "experiment", table["run_id"].map({r["run_id"]: r["experiment_name"] for r in runs}))
 fig = comparison_figure(groups, comparison.metrics, metric=metric, band=band, color_by=color, show_runs=show_runs)

@@ -28,7 +28,7 @@ def test_compare_two_experiments_overlays_both_curves(trained_app, chromium_brow
         # Plotly has drawn one legend entry per group: alpha's two conditions and beta's one.
         legend = chart.locator(".legendtext")
         expect(legend).to_have_count(3, timeout=60_000)
-        names = sorted(legend.all_inner_texts())
+        names = sorted(legend.evaluate_all("els => els.map(e => e.textContent)"))  # SVG text
         assert names == ["alpha · sigmoid-shock (n=2)", "alpha · steady (n=2)", "beta · steady (n=2)"], names
         # Every group's mean line is drawn with points (a non-empty SVG path).
         traces = chart.evaluate("""el => [...el.querySelectorAll('.js-plotly-plot')].flatMap(p => p.data)
