@@ -103,7 +103,7 @@ with st.container(border=True):
         read_url(key)
     metric = c2.selectbox("Metric", list(COMPARE_METRICS), key="compare-metric", format_func=COMPARE_METRICS.get)
     show_runs = c3.toggle("Run lines", value=True, key="compare-runs", help="Draw each run's own thin line.")
-    r1, r2, r3 = st.columns(3)
+    r1, r2, r3 = st.columns([1, 1.4, 1])
     band = r1.segmented_control("Band", list(BANDS), key="compare-band", format_func=SHORT_BANDS.get,
                                 default=None if "compare-band" in st.session_state else "minmax",
                                 help="min-max: from the lowest to the highest run at each epoch. "

@@ -36,10 +36,11 @@ PAGES = [
     ("design", "/design", ".st-key-design-timeline"),
     ("runs", "/runs?experiment={e}", '[data-testid="stPlotlyChart"]'),
     ("families", "/families?experiment={e}", ".st-key-families-verdict"),
-    ("representations", "/representations?experiment={e}", '[data-testid="stPlotlyChart"]'),
     ("layers", "/layers?experiment={e}", '[data-testid="stPlotlyChart"]'),
     ("compare", "/compare?exp={e}{other}", ".st-key-compare-curves .legendtext"),
     ("learn", "/learn", "h1"),
+    # Last: a fresh server compiles UMAP's kernels in the background, which takes a while on a busy machine.
+    ("representations", "/representations?experiment={e}", '[data-testid="stPlotlyChart"]'),
 ]
 
 
@@ -61,8 +62,9 @@ def pick_experiments(home: Path, wanted: str | None) -> tuple[str, str | None]:
     return main, (others[0] if others else None)
 
 
-def shoot(page, url: str, selector: str, path: Path, *, full_page: bool = False, timeout_ms: int = 240_000) -> None:
-    """Open ``url``, wait for ``selector`` and for the script to finish, and save a screenshot."""
+def shoot(page, url: str, selector: str, path: Path, *, full_page: bool = False, timeout_ms: int = 240_000,
+          scroll_to: str | None = None) -> None:
+    """Open ``url``, wait for ``selector`` and for the script to finish, scroll to ``scroll_to``, save a picture."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page.goto(url)
@@ -73,6 +75,9 @@ def shoot(page, url: str, selector: str, path: Path, *, full_page: bool = False,
               "the picture shows the page as it was", flush=True)
     wait_app_idle(page, 120_000)
     page.wait_for_timeout(1500)  # charts and canvas tables finish drawing after they appear
+    if scroll_to:
+        page.locator(scroll_to).first.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
     page.screenshot(path=str(path), full_page=full_page)
     print(f"wrote {path}", flush=True)
 
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         desktop.close()
         phone = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
         shoot(phone.new_page(), f"{url}/families?experiment={experiment}", ".st-key-families-verdict",
-              out / "families-390.png")
+              out / "families-390.png", scroll_to=".st-key-families-verdict")
         phone.close()
     print(f"done in {time.monotonic() - started:.0f} s (server log: {log})")
     return 0
