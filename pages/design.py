@@ -38,6 +38,7 @@ from akp.datasets import (
     list_datasets,
     make_synthetic_cells,
 )
+from akp.datasets.cards import inline_png
 from akp.datasets.uploads import (
     MAX_UPLOAD_MB,
     UPLOAD_TYPES,
@@ -239,7 +240,7 @@ def show_dataset_card(dataset: str, slot: Any) -> None:
         for name, paths in card_samples(card, home=home).items():
             if paths:
                 st.caption(ui.md(name))
-                st.image([str(p) for p in paths], width=72)
+                st.image([inline_png(p) or str(p) for p in paths], width=72)  # inline: no /media 404s
 
 
 def errors_slot() -> Any:
