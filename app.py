@@ -35,13 +35,14 @@ PAGES = [
     ("pages/families.py", "Families", ":material/diversity_3:", False),
     ("pages/representations.py", "Representations", ":material/scatter_plot:", False),
     ("pages/layers.py", "Layers", ":material/layers:", False),
+    ("pages/compare.py", "Compare", ":material/compare_arrows:", False),
     ("pages/learn.py", "Learn", ":material/school:", False),
 ]
 
 QUEUE_POLL_SECONDS = 2.0
 
 st.set_page_config(page_title="AKP Lab", page_icon=":material/family_restroom:", layout="wide",
-                   initial_sidebar_state="expanded")
+                   initial_sidebar_state="auto")  # "auto": collapsed on phones, open on wider screens
 if not ui.identity.sign_in_gate():  # the sign-in screen; nothing below (pages, sidebar, manager) runs
     st.stop()
 

@@ -41,6 +41,7 @@ from akp.datasets import (
     list_datasets,
     make_synthetic_cells,
 )
+from akp.datasets.cards import inline_png
 from akp.datasets.uploads import (
     MAX_UPLOAD_MB,
     UPLOAD_TYPES,
@@ -241,7 +242,7 @@ def show_dataset_card(dataset: str, slot: Any) -> None:
         for name, paths in card_samples(card, home=home).items():
             if paths:
                 st.caption(ui.md(name))
-                st.image([str(p) for p in paths], width=72)
+                st.image([inline_png(p) or str(p) for p in paths], width=72)  # inline: no /media 404s
 
 
 def field_box(where: Any, key: str) -> Any:

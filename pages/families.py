@@ -93,7 +93,11 @@ with st.container(border=True):
                             key="max_gap", bind="query-params")
     permutations = r3.select_slider("Permutations", [99, 199, 499, 999, 1999, 4999, 9999], value=999,
                                     key="permutations", bind="query-params",
-                                    help="More permutations give a finer p-value and take longer.")
+                                    help="How many random relabellings of the families the p-values use: more give a "
+                                         "finer p-value and take longer. When there are fewer distinct "
+                                         "labellings than this (small families: 3 + 3 runs have only 20), all of "
+                                         "them are enumerated instead, an exact test; the caption under the "
+                                         "verdict says which.")
 epoch = None if epoch_choice == "final" else int(epoch_choice)
 
 
@@ -175,7 +179,8 @@ if rank_one or collapsed:
         parts.append(f"{len(collapsed)} run(s) collapsed (no better than the majority class) and are left out")
     st.warning("Read the verdict with care: " + "; ".join(parts) + ". See the diagnostics per run below.")
 show = {"supported": st.success, "reversed": st.warning, "no_difference": st.info}.get(result.verdict_code, st.info)
-show(result.verdict)
+with st.container(key="families-verdict"):  # one box to find on small screens (the e2e test)
+    show(result.verdict)
 for caveat in result.caveats:
     st.caption(f"Caveat: {caveat}")
 test, primary = result.test, result.primary
@@ -195,8 +200,11 @@ if result.dispersion_difference is not None:
     st.caption(f"Unhappy − happy dispersion: {result.dispersion_difference:.3f}"
                + (f" (bootstrap 95% interval {ci[0]:.3f} to {ci[1]:.3f})" if ci else "")
                + f". Unit: {unit_label}. Layer {layer}, distance {dist_label}, {kind}, {len(result.run_ids)} runs, "
-               f"{primary.permutations} {'labellings, all enumerated' if primary.exact else 'random labellings'}. "
-               f"Two-sided PERMDISP of the runs: F = {test.statistic:.3f}, p = {test.p_value:.3g}.")
+               + (f"all {primary.permutations} distinct ways to split the {unit_label} into two families of "
+                  "these sizes were enumerated (an exact test; the Permutations setting, "
+                  f"{permutations}, is an upper limit that only applies when there are more). " if primary.exact
+                  else f"{primary.permutations} random labellings. ")
+               + f"Two-sided PERMDISP of the runs: F = {test.statistic:.3f}, p = {test.p_value:.3g}.")
 counts = {f: result.families.count(f) for f in analysis.FAMILIES}
 rule_text = analysis.describe_rule(result.rule, result.threshold, automatic=threshold is None, max_gap=max_gap)
 st.markdown(f"**Rule:** {rule_text} · **happy** {counts['happy']} · **unhappy** {counts['unhappy']}")

@@ -5,13 +5,17 @@ anything but the card and the sample images it lists.
 """
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from typing import Any
 
 from akp.datasets.registry import datasets_dir, is_dataset_id
 
-__all__ = ["card_samples", "card_summary", "card_table", "dataset_label"]
+__all__ = ["MAX_INLINE_BYTES", "card_samples", "card_summary", "card_table", "dataset_label", "inline_png"]
+
+MAX_INLINE_BYTES = 256 * 1024  # a sample thumbnail is a few KiB; anything bigger is not inlined
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 _SPLITS = ("train", "val", "test")
 
@@ -101,3 +105,31 @@ def dataset_label(card: dict[str, Any]) -> str:
     """Human label of a registered dataset: name, image count, id."""
     n = sum(int(v) for v in (card.get("n_images") or {}).values())
     return f"{card.get('name', '?')} · {n} images · {card.get('id', '?')}"
+
+
+def inline_png(path: str | os.PathLike[str]) -> str | None:
+    """A sample PNG as a ``data:`` URI, for pages that must not depend on the server's media files.
+
+    Streamlit serves ``st.image`` pictures from ``/media/<id>`` files it drops
+    when a rerun no longer references them, so a browser still showing an older
+    run gets a 404 ("Image source error"). An inline image cannot go missing.
+
+    Parameters
+    ----------
+    path : path-like
+        A file from :func:`card_samples`.
+
+    Returns
+    -------
+    str or None
+        ``"data:image/png;base64,..."``, or None when the file is not a PNG, is
+        larger than :data:`MAX_INLINE_BYTES` or cannot be read.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_INLINE_BYTES + 1)
+    except OSError:
+        return None
+    if len(data) > MAX_INLINE_BYTES or not data.startswith(_PNG_MAGIC):
+        return None
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
