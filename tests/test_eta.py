@@ -117,3 +117,32 @@ def test_the_cli_progress_line_shows_the_pace_and_the_remaining_times():
     ProgressBar(3, stream=fresh).show([{**s, "eta_seconds": None, "seconds_per_epoch": None} for s in snaps],
                                       workers=1)
     assert "epoch 3/4" in fresh.getvalue() and "left" not in fresh.getvalue()  # not measured yet: no guess
+
+
+def test_figures_are_redrawn_at_once_on_a_state_change_and_at_most_every_refresh_for_new_epochs():
+    from ui.jobs import figures_due
+
+    drawn = (("r1", 2, RUNNING), ("r2", 0, QUEUED))
+    shown = ("e1", drawn, 100.0)
+    assert not figures_due(shown, "e1", drawn, 500.0, 10.0)  # same data: never, however long ago
+    more_epochs = (("r1", 3, RUNNING), ("r2", 0, QUEUED))
+    assert not figures_due(shown, "e1", more_epochs, 105.0, 10.0)
+    assert figures_due(shown, "e1", more_epochs, 110.0, 10.0)
+    started = (("r1", 3, DONE), ("r2", 0, RUNNING))
+    assert figures_due(shown, "e1", started, 100.5, 10.0)
+    assert not figures_due(None, "e1", started, 100.5, 10.0)  # nothing drawn yet: the full run draws them
+    assert not figures_due(("other", drawn, 0.0), "e1", started, 100.5, 10.0)
+
+
+def test_a_managers_snapshots_carry_the_measured_pace_of_trained_runs(store):
+    from akp.jobs import JobManager
+    from tests.specs import small_smoke_spec
+
+    eid = store.create_experiment(small_smoke_spec("eta", epochs=2, seeds=[0], n_train=64, conditions=slice(0, 1)))
+    with JobManager(store, cache_projections=False) as manager:
+        manager.submit(eid)
+        assert manager.wait(eid, timeout=120)
+        (snap,) = manager.status(eid)
+    assert snap["state"] == DONE and snap["eta_seconds"] == 0.0
+    assert snap["seconds_per_epoch"] is not None and snap["seconds_per_epoch"] > 0
+    assert experiment_eta([snap], workers=1) == 0.0
