@@ -33,6 +33,7 @@ from collections import deque
 
 import torch
 
+from akp.access import admins_from_env
 from akp.executors import Executor, make_executor, resolve_settings, worker_threads  # noqa: F401 - re-exported
 from akp.holders import Holder, recover_orphans
 from akp.job_state import Job, JobSnapshot, Task, fill_eta, job_snapshot, store_snapshot
@@ -99,6 +100,9 @@ class JobManager:
     threads : int, optional
         Torch intra-op threads per worker; default ``$AKP_THREADS_PER_WORKER`` or
         ``max(1, cores // max_workers)`` (:func:`worker_threads`).
+    admins : set of str, optional
+        Users who may cancel and resume anyone's experiments; default
+        :func:`akp.access.admins_from_env` (``$AKP_ADMINS``), read once here.
 
     Notes
     -----
@@ -120,7 +124,8 @@ class JobManager:
     def __init__(self, store: RunStore, *, max_workers: int = 1, max_queued: int = 64,
                  max_per_owner: int | None = None, device: str | None = None,
                  vectorized: bool | None = None, cache_projections: bool = True,
-                 executor: str | Executor | None = None, threads: int | None = None) -> None:
+                 executor: str | Executor | None = None, threads: int | None = None,
+                 admins: frozenset[str] | None = None) -> None:
         for name, value, hi in (("max_workers", max_workers, 64), ("max_queued", max_queued, 100_000)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
                 raise ValueError(f"{name}: must be an integer from 1 to {hi}, got {value!r}")
@@ -134,6 +139,7 @@ class JobManager:
         else:  # checked before anything starts: a bad setting changes nothing
             self.executor = make_executor(resolve_settings(executor, max_workers, threads))
         self.store = store
+        self.admins = frozenset(admins_from_env() if admins is None else admins)
         self.max_workers = max_workers
         self.max_queued = max_queued
         self.max_per_owner = max_per_owner
@@ -186,11 +192,20 @@ class JobManager:
         """
         return self._queue(experiment_id, owner, (QUEUED,), reset=False)
 
-    def resume(self, experiment_id: str, *, owner: str | None = None) -> list[str]:
+    def resume(self, experiment_id: str, *, user: str | None = None, owner: str | None = None) -> list[str]:
         """Queue again the experiment's unfinished runs: interrupted, failed, cancelled (and never-submitted queued).
 
         Each resumed run continues after the last epoch its checkpoint holds (:mod:`akp.checkpoints`),
         or from epoch 0 when it has none (or an unusable one); the store's rows are rewritten from it.
+
+        Parameters
+        ----------
+        experiment_id : str
+        user : str, optional
+            Who asks: the experiment's owner or an admin (:attr:`admins`). None is a
+            trusted local caller (:mod:`akp.access`).
+        owner : str, optional
+            Whose quota the runs count against (default: the experiment's owner).
 
         Returns
         -------
@@ -199,11 +214,15 @@ class JobManager:
 
         Raises
         ------
+        AccessError
+            If ``user`` may not resume it; nothing is queued or changed.
         QueueFullError, QuotaError
             If the runs do not fit; nothing is queued or changed.
         StoreError
             If there is no such experiment.
         """
+        if user is not None:
+            self.store.check_access(experiment_id, user, admins=self.admins, action="resume")
         return self._queue(experiment_id, owner, (QUEUED, *RESUMABLE_STATES), reset=True)
 
     def _queue(self, experiment_id: str, owner: str | None, states: tuple[str, ...], *, reset: bool) -> list[str]:
@@ -312,11 +331,18 @@ class JobManager:
             self.store.set_state(run_id, state, error=error)
 
     # -- control ----------------------------------------------------------------
-    def cancel(self, run_or_experiment_id: str) -> list[str]:
+    def cancel(self, run_or_experiment_id: str, *, user: str | None = None) -> list[str]:
         """Cancel a run or all runs of an experiment.
 
         Queued runs become ``cancelled`` at once; running ones stop before their
         next batch and then become ``cancelled``. Runs in a final state are left alone.
+
+        Parameters
+        ----------
+        run_or_experiment_id : str
+        user : str, optional
+            Who asks: the experiment's owner or an admin (:attr:`admins`). None is a
+            trusted local caller (:mod:`akp.access`).
 
         Returns
         -------
@@ -325,10 +351,17 @@ class JobManager:
 
         Raises
         ------
+        AccessError
+            If ``user`` may not cancel the experiment (of the run); nothing is cancelled.
         JobError
             If the id is neither a run nor an experiment in the store.
         """
         target = run_or_experiment_id
+        if user is not None:  # before anything changes
+            try:
+                self.store.check_access(target, user, admins=self.admins, action="cancel")
+            except StoreError:
+                raise JobError(f"run_or_experiment_id: no run or experiment {target!r}") from None
         affected: list[str] = []
         writes: list[tuple[str, str, str | None]] = []
         with self._cond:
@@ -455,10 +488,8 @@ class JobManager:
         -------
         list of JobSnapshot
             The store's run record keys (run_id, experiment_id, condition, seed, state,
-            epochs_done, test_acc, train_acc, gap, error) and the live ones (epoch,
-            epochs, batch, n_batches, metrics, queue_position, owner, vectorized, managed,
-            seconds_per_epoch, eta_seconds: see :class:`akp.job_state.JobSnapshot` and
-            :func:`akp.job_state.experiment_eta`).
+            epochs_done, test_acc, train_acc, gap, error) and the live ones (epoch, epochs, batch,
+            n_batches, metrics, queue_position, owner, vectorized, managed, seconds_per_epoch, eta_seconds).
         """
         runs = None
         if experiment_id is not None:
@@ -481,8 +512,7 @@ class JobManager:
             else:
                 order = [r["run_id"] for r in runs]
             now = time.monotonic()
-            snaps = {rid: job_snapshot(self._jobs[rid], positions.get(rid), now) for rid in order
-                     if rid in self._jobs}
+            snaps = {r: job_snapshot(self._jobs[r], positions.get(r), now) for r in order if r in self._jobs}
         if runs is not None:
             epochs = self._epochs.get(experiment_id) or self.store.spec(experiment_id).epochs
             for r in runs:

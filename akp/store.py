@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import sqlite3
 import threading
 import time
@@ -22,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from akp.access import LOCAL_USER, check_user, owner_of
 from akp.datasets import load_dataset
-from akp.errors import AKPError
+from akp.errors import StoreError
 from akp.experiment import ExperimentSpec, experiment_probe
+from akp.experiment_admin import ExperimentAdmin
 from akp.paths import atomic_save_npz, default_home, sweep_temp_files
 from akp.runs import FINISHED_STATES, RUN_STATES, RunRecord
 
@@ -49,13 +50,11 @@ CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
     activation TEXT, loss TEXT, PRIMARY KEY (run_id, epoch));
 """
-# Columns added to the runs table after the first version: (name, SQL type).
+# Columns added after the first version, per table: (name, SQL type). Old stores get them on open.
 RUN_COLUMNS_ADDED = (("majority_rate", "REAL"), ("pred_classes", "INTEGER"))
+EXPERIMENT_COLUMNS_ADDED = (("notes", "TEXT"), ("tags", "TEXT"))  # tags: a JSON list of strings
+COLUMNS_ADDED = {"runs": RUN_COLUMNS_ADDED, "experiments": EXPERIMENT_COLUMNS_ADDED}
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "gap", "activation", "loss")
-
-
-class StoreError(AKPError):
-    """A store operation got a bad id or asked for something that is not there."""
 
 
 def check_id(value: str, field: str = "id") -> str:
@@ -70,8 +69,11 @@ def check_id(value: str, field: str = "id") -> str:
     return value
 
 
-class RunStore:
+class RunStore(ExperimentAdmin):
     """Persistent store of experiments and runs under ``home``.
+
+    The owner-checked changes (delete, rename, notes, tags) come from
+    :class:`akp.experiment_admin.ExperimentAdmin`.
 
     Parameters
     ----------
@@ -94,11 +96,19 @@ class RunStore:
     def _migrate(self) -> None:
         """Add the columns of newer versions to a store made by an older one (existing rows get NULL)."""
         conn = self._conn()
-        have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-        for column, kind in RUN_COLUMNS_ADDED:
-            if column not in have:
-                conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-        conn.commit()
+        # In one write transaction: two processes opening an old store at once add each column once.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, columns in COLUMNS_ADDED.items():
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for column, kind in columns:
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     # -- plumbing -------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -151,6 +161,19 @@ class RunStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def run_cache_dir(self, run_id: str, kind: str) -> Path:
+        """A cache directory for views of one run (created), inside its experiment's directory,
+        so that deleting the experiment deletes its caches.
+
+        Raises
+        ------
+        StoreError
+            If there is no such run.
+        """
+        path = self.experiment_dir(self.run(run_id)["experiment_id"]) / "cache" / check_id(kind, "kind")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     # -- experiments ----------------------------------------------------------
     def create_experiment(self, spec: ExperimentSpec, *, owner: str | None = None,
                           probe_images: np.ndarray | None = None,
@@ -162,7 +185,8 @@ class RunStore:
         spec : ExperimentSpec
             Validated before anything is written.
         owner : str, optional
-            Who launched it (for quotas on a shared server).
+            Who launched it: only they (or an admin) may change it later
+            (:mod:`akp.access`). Default :data:`akp.access.LOCAL_USER`.
         probe_images, probe_labels : ndarray, optional
             The fixed probe set; computed from the dataset when omitted.
 
@@ -175,8 +199,11 @@ class RunStore:
         ------
         ExperimentError
             If the spec is invalid (nothing is written).
+        AKPError
+            If ``owner`` is not a valid user name (field ``owner``; nothing is written).
         """
         spec.validate()
+        owner = LOCAL_USER if owner is None else check_user(owner, "owner")
         if probe_images is None or probe_labels is None:
             data = load_dataset(spec.dataset, spec.dataset_options, home=self.home)
             idx = experiment_probe(spec, data)
@@ -187,7 +214,7 @@ class RunStore:
                          "labels": np.asarray(probe_labels, np.int64)})
         now = time.time()
         with self._tx() as conn:
-            conn.execute("INSERT INTO experiments VALUES (?, ?, ?, ?, ?)",
+            conn.execute("INSERT INTO experiments (id, name, created, owner, spec) VALUES (?, ?, ?, ?, ?)",
                          (experiment_id, spec.name, now, owner, spec.to_json()))
             for ci, cond in enumerate(spec.conditions):
                 for seed in spec.seeds:
@@ -198,17 +225,20 @@ class RunStore:
         return experiment_id
 
     def experiments(self) -> list[dict[str, Any]]:
-        """All experiments, newest first, with run counts per state."""
-        rows = self._query("SELECT id, name, created, owner FROM experiments ORDER BY created DESC")
+        """All experiments, newest first: id, name, created, owner, notes, tags, n_runs, states (counts per state).
+
+        ``owner`` is :data:`akp.access.LOCAL_USER` for experiments older versions stored without one;
+        ``notes`` is ``""`` and ``tags`` ``[]`` when none were set.
+        """
+        rows = self._query("SELECT id, name, created, owner, notes, tags FROM experiments ORDER BY created DESC")
         counts: dict[str, dict[str, int]] = {}
         for r in self._query("SELECT experiment_id, state, COUNT(*) AS n FROM runs GROUP BY experiment_id, state"):
             counts.setdefault(r["experiment_id"], {})[r["state"]] = r["n"]
-        return [{"id": r["id"], "name": r["name"], "created": r["created"], "owner": r["owner"],
-                 "n_runs": sum(counts.get(r["id"], {}).values()), "states": counts.get(r["id"], {})}
-                for r in rows]
+        return [{**_experiment_dict(r), "n_runs": sum(counts.get(r["id"], {}).values()),
+                 "states": counts.get(r["id"], {})} for r in rows]
 
     def experiment(self, experiment_id: str) -> dict[str, Any]:
-        """One experiment's record (id, name, created, owner, spec as dict).
+        """One experiment's record: id, name, created, owner, notes, tags, spec (as a dict).
 
         Raises
         ------
@@ -218,28 +248,11 @@ class RunStore:
         rows = self._query("SELECT * FROM experiments WHERE id = ?", (check_id(experiment_id, "experiment_id"),))
         if not rows:
             raise StoreError(f"experiment_id: no experiment {experiment_id!r} in {self.home}")
-        r = rows[0]
-        return {"id": r["id"], "name": r["name"], "created": r["created"], "owner": r["owner"],
-                "spec": json.loads(r["spec"])}
+        return {**_experiment_dict(rows[0]), "spec": json.loads(rows[0]["spec"])}
 
     def spec(self, experiment_id: str) -> ExperimentSpec:
         """The experiment's spec."""
         return ExperimentSpec.from_dict(self.experiment(experiment_id)["spec"])
-
-    def delete_experiment(self, experiment_id: str) -> None:
-        """Delete an experiment, its runs and their files.
-
-        Raises
-        ------
-        StoreError
-            If there is no such experiment.
-        """
-        run_ids = [r["run_id"] for r in self.runs(experiment_id)]
-        with self._tx() as conn:
-            conn.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
-        for run_id in run_ids:
-            self.run_file(run_id).unlink(missing_ok=True)
-        shutil.rmtree(self.experiment_dir(experiment_id), ignore_errors=True)
 
     def probe_labels(self, experiment_id: str) -> np.ndarray:
         """Labels of the experiment's probe set, int64 (n_probe,)."""
@@ -443,6 +456,11 @@ def _insert_epoch(conn: sqlite3.Connection, run_id: str, row: dict[str, Any], ev
     conn.execute("UPDATE runs SET epochs_done = ?, test_acc = ?, train_acc = ?, gap = ?, updated = ? "
                  "WHERE id = ?", (row["epoch"] + 1, row["test_acc"], row["train_acc"], row["gap"],
                                   time.time(), run_id))
+
+
+def _experiment_dict(r: sqlite3.Row) -> dict[str, Any]:
+    return {"id": r["id"], "name": r["name"], "created": r["created"], "owner": owner_of({"owner": r["owner"]}),
+            "notes": r["notes"] or "", "tags": json.loads(r["tags"]) if r["tags"] else []}
 
 
 def _run_dict(r: sqlite3.Row) -> RunRecord:

@@ -507,7 +507,7 @@ if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/ro
                 with st.spinner("Checking and registering the dataset..."):
                     spec = dataclasses.replace(spec, dataset=register_path(
                         source, home=ui.home_path(), **data_options))
-            experiment_id = store.create_experiment(spec)
+            experiment_id = store.create_experiment(spec, owner=ui.current_user())
         except (ExperimentError, DatasetError, ValueError) as exc:
             ui.show_error(exc, slots["dataset"], prefix="" if str(exc).startswith("dataset") else "dataset: ")
             ui.show_error(exc, launch_slot, prefix="Nothing was queued: ")

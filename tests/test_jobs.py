@@ -399,7 +399,7 @@ def test_finished_runs_get_their_embedding_view_cached(tmp_path, monkeypatch):
         assert manager.wait(eid, timeout=300)
     (run,) = store.runs(eid)
     assert run["state"] == "done"
-    cached = list(store.cache_dir("umap").glob("*.npy"))
+    cached = list(store.run_cache_dir(run["run_id"], "umap").glob("*.npy"))  # deleted with the experiment
     assert len(cached) == 1
     # The view is now served from the cache: no fit happens.
     monkeypatch.setattr("akp.projection.umap._fit_umap", lambda *a, **k: pytest.fail("the view refitted UMAP"))
