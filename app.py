@@ -22,6 +22,8 @@ except ImportError:  # pragma: no cover
     pass
 
 import ui  # noqa: E402
+from akp.calibration import start_calibration  # noqa: E402
+from akp.design import calibration_threads  # noqa: E402
 from akp.errors import AKPError  # noqa: E402
 from akp.projection import start_warm_up  # noqa: E402
 from akp.runs import QUEUED, RUNNING  # noqa: E402
@@ -49,8 +51,12 @@ if not ui.identity.sign_in_gate():  # the sign-in screen; nothing below (pages, 
 
 @st.cache_resource(show_spinner=False)
 def _start_warm_up() -> bool:
-    """Import and JIT-compile UMAP in a background thread, once per process (no st.* there)."""
+    """Import and JIT-compile UMAP, and calibrate the run-time estimate, in background threads, once per process.
+
+    Neither thread calls st.*; the calibration is skipped when this machine already has one (or AKP_CALIBRATE=0).
+    """
     start_warm_up()
+    start_calibration(calibration_threads(getattr(ui.get_manager(), "max_workers", 1)))
     return True
 
 

@@ -48,12 +48,22 @@ def summary_table(store: RunStore, experiment_id: str) -> str:
     return _table(rows, ["condition", "runs", "states", "test acc mean [min, max]"])
 
 
+def _duration(seconds: float) -> str:
+    """``75`` -> ``"1 min 15 s"`` (as the app shows durations)."""
+    minutes, sec = divmod(int(round(max(0.0, seconds))), 60)
+    if minutes == 0:
+        return f"{sec} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {sec} s"
+
+
 class ProgressBar:
-    """A one-line text progress bar on stderr: runs done, current run's epoch and batch."""
+    """A one-line text progress bar on stderr: runs done, the current run's epoch, pace and remaining times."""
 
     def __init__(self, total_runs: int, stream=sys.stderr) -> None:
         self.total, self.done, self.stream = total_runs, 0, stream
         self._last = 0.0
+        self.suffix = ""  # pace and remaining times, set by show()
 
     def update(self, label: str, epoch: int, epochs: int, batch: int, n_batches: int) -> None:
         now = time.monotonic()
@@ -63,8 +73,39 @@ class ProgressBar:
         frac = (self.done + (epoch + batch / n_batches) / epochs) / self.total
         bar = "#" * int(30 * frac)
         self.stream.write(f"\r[{bar:<30}] {100 * frac:5.1f}%  run {self.done + 1}/{self.total} {label} "
-                          f"epoch {epoch + 1}/{epochs}   ")
+                          f"epoch {epoch + 1}/{epochs}{self.suffix}   ")
         self.stream.flush()
+
+    def show(self, snapshots: Sequence[dict], workers: int) -> None:
+        """Draw the line from the manager's snapshots of the experiment: runs done, the running run's
+        epoch, its measured seconds per epoch, its remaining time and the experiment's (over ``workers``).
+
+        Parameters
+        ----------
+        snapshots : sequence of dict
+            ``JobManager.status(experiment_id)``.
+        workers : int
+            The manager's concurrent jobs.
+        """
+        from akp.job_state import experiment_eta
+
+        self.total = max(1, len(snapshots))
+        self.done = sum(1 for s in snapshots if s["state"] not in ACTIVE_STATES)
+        running = [s for s in snapshots if s["state"] == RUNNING]
+        if not running:
+            return
+        s = running[0]
+        timing = []
+        if s.get("seconds_per_epoch") is not None:
+            timing.append(f"{s['seconds_per_epoch']:.1f} s/epoch")
+        if s.get("eta_seconds") is not None:
+            timing.append(f"run {_duration(s['eta_seconds'])} left")
+        left = experiment_eta(snapshots, workers)
+        if left is not None:
+            timing.append(f"all {_duration(left)} left")
+        self.suffix = ("  " + ", ".join(timing)) if timing else ""
+        self.update(f"{s['condition']} seed {s['seed']}", s["epoch"], s["epochs"], s["batch"],
+                    max(1, s["n_batches"]))
 
     def finish_run(self) -> None:
         self.done += 1
@@ -115,13 +156,7 @@ def _run_all(store: RunStore, experiment_id: str, manager, *, quiet: bool) -> No
     try:
         while not manager.wait(experiment_id, timeout=0.25):
             if bar is not None:
-                snaps = manager.status(experiment_id)
-                bar.done = sum(1 for s in snaps if s["state"] not in ACTIVE_STATES)
-                running = [s for s in snaps if s["state"] == RUNNING]
-                if running:
-                    s = running[0]
-                    bar.update(f"{s['condition']} seed {s['seed']}", s["epoch"], s["epochs"],
-                               s["batch"], max(1, s["n_batches"]))
+                bar.show(manager.status(experiment_id), manager.max_workers)
     except KeyboardInterrupt:
         manager.cancel(experiment_id)
         raise
@@ -159,11 +194,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         bar = None if args.quiet else ProgressBar(len(todo))
         try:
             while not manager.wait(args.experiment_id, timeout=0.25):
-                running = [s for s in manager.status(args.experiment_id) if s["state"] == RUNNING]
-                if bar is not None and running:
-                    s = running[0]
-                    bar.update(f"{s['condition']} seed {s['seed']}", s["epoch"], s["epochs"], s["batch"],
-                               max(1, s["n_batches"]))
+                if bar is not None:
+                    bar.show(manager.status(args.experiment_id), manager.max_workers)
         except KeyboardInterrupt:
             manager.cancel(args.experiment_id)
             raise

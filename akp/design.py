@@ -7,7 +7,8 @@
 - :func:`schedule_rows` / :func:`schedule_from_rows`: a swap schedule to the rows of
   the table editor and back (blank cells mean "keep").
 - :func:`parse_seeds`: ``"0-4, 7"`` -> ``[0, 1, 2, 3, 4, 7]``.
-- :func:`estimate_seconds`: a rough run-time estimate from a calibrated constant.
+- :func:`estimate_seconds`: a run-time estimate from this machine's calibration (:mod:`akp.calibration`),
+  or a constant until it exists; :func:`estimate_note` says which.
 - :func:`run_progress`: stored runs merged with the job manager's live snapshots.
 - :func:`read_json_upload`: a size-capped JSON upload parsed as a spec or a schedule.
 """
@@ -19,23 +20,25 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from akp.calibration import Calibration, calibration_status, estimate_with, load_calibration, model_cost, spec_cost
 from akp.constraints import MAX_SEEDS, SPEC, Constraint
 from akp.datasets import SYNTHETIC, SYNTHETIC_OPTIONS
 from akp.datasets.synthetic import DEFAULTS as SYNTHETIC_DEFAULTS
 from akp.errors import AKPError
+from akp.executors.settings import resolve_settings, worker_threads
 from akp.experiment import ExperimentSpec
 from akp.models import ModelSpec
 from akp.runs import ACTIVE_STATES, DONE, QUEUED, RUNNING
 from akp.schedule import ScheduleError, SwapEvent, SwapSchedule, int_or_raw
 from akp.swaps import ACTIVATIONS, LOSSES
 
+# The fallback until this machine is calibrated (akp.calibration).
 # Seconds of training per (training image x epoch) for the reference model (width 16, depth 3,
 # 32 px) on CPU with 2 torch threads, evaluation and probe capture included. Calibrated on the
 # 2-core development VM (PyTorch 2.x): a teaching-preset run of 2 epochs took 2.1 s when the machine
 # was quiet (4.2e-4 s per image-epoch, counting test/probe images at 1/3) and about 3x that under a
 # shared load; 6.1e-4 sits in between. Other models scale by their conv cost (see :func:`model_cost`).
-# It is an order-of-magnitude guide, not a promise: re-calibrate by comparing `estimate_seconds`
-# against a real run on new hardware.
+# It is an order-of-magnitude guide, not a promise; akp.calibration measures the real figure.
 SECONDS_PER_IMAGE_EPOCH = 6.1e-4
 RUN_OVERHEAD_SECONDS = 0.3  # model build, data transfer, final save
 REFERENCE_MODEL = ModelSpec(16, 3, 64)
@@ -366,53 +369,93 @@ def build_spec(values: Mapping[str, Any], conditions: Sequence[SwapSchedule] | N
 
 
 # -- run-time estimate ------------------------------------------------------------------------------
-def model_cost(model: ModelSpec, size: int = 32, channels: int = 1) -> float:
-    """Multiply-adds of one forward pass of the conv stack (the bulk of the work).
-
-    Mirrors :class:`akp.models.SmallCNN`: 3x3 convs of widths :meth:`ModelSpec.conv_widths`,
-    2x2 max-pool after each conv while the map is wider than 4 px.
-    """
-    widths = model.conv_widths()
-    chans = [channels, *widths]
-    side, cost = size, 0.0
-    for i in range(model.depth):
-        cost += 9.0 * chans[i] * chans[i + 1] * side * side
-        if side > 4:
-            side //= 2
-    return cost + widths[-1] * model.embedding_dim
-
-
 def estimate_seconds(spec: ExperimentSpec, *, workers: int = 1,
-                     seconds_per_image_epoch: float = SECONDS_PER_IMAGE_EPOCH) -> float:
-    """Rough wall-clock estimate of an experiment on CPU.
+                     seconds_per_image_epoch: float | None = None) -> float:
+    """Wall-clock estimate of an experiment, from this machine's calibration when it has one.
 
-    ``seconds_per_image_epoch x model_cost_ratio x (n_train + (n_test + probe)/3) x epochs``
-    per run (evaluation is a forward pass only, about a third of a training step),
-    plus a fixed overhead per run; runs are spread over ``workers``.
+    With a calibration for the thread count the workers use (:func:`akp.calibration.load_calibration`,
+    measured once per machine by :func:`akp.calibration.start_calibration`), the measured costs are
+    scaled by the spec (:func:`akp.calibration.estimate_with`). Without one, or with
+    ``seconds_per_image_epoch`` given: ``seconds_per_image_epoch x model_cost_ratio x
+    (n_train + (n_test + probe)/3) x epochs`` per run plus a fixed overhead, runs spread over
+    ``workers`` (:data:`SECONDS_PER_IMAGE_EPOCH` by default). :func:`estimate_note` says which.
 
     Parameters
     ----------
     spec : ExperimentSpec
     workers : int
         Runs trained at the same time.
-    seconds_per_image_epoch : float
-        Calibration constant for the reference model (:data:`SECONDS_PER_IMAGE_EPOCH`).
+    seconds_per_image_epoch : float, optional
+        A constant for the reference model instead of the calibration.
 
     Returns
     -------
     float
         Seconds.
     """
-    opts = SYNTHETIC_DEFAULTS | spec.dataset_options
-    n_train = float(opts["n_train"] or SYNTHETIC_DEFAULTS["n_train"])
-    n_test = float(opts["n_test"] or SYNTHETIC_DEFAULTS["n_test"])
-    size = int(opts["size"] or SYNTHETIC_DEFAULTS["size"])
-    ratio = model_cost(spec.model, size) / model_cost(REFERENCE_MODEL, 32)
+    if seconds_per_image_epoch is None:
+        calibration, executor = _calibration_for(workers)
+        if calibration is not None:
+            loads = 2 if executor == "thread" else 1 + max(1, workers)  # probe set, then once per process
+            return estimate_with(calibration, spec, workers=workers, data_loads=loads)
+        seconds_per_image_epoch = SECONDS_PER_IMAGE_EPOCH
+    cost = spec_cost(spec)
+    ratio = cost["model_cost"] / model_cost(REFERENCE_MODEL, 32)
     # Small models do not get proportionally faster: per-batch overhead dominates.
     ratio = max(ratio, 0.15)
-    per_run = seconds_per_image_epoch * ratio * (n_train + (n_test + spec.probe_size) / 3.0) * spec.epochs
+    per_run = seconds_per_image_epoch * ratio * cost["units"] * spec.epochs
     n_runs = len(spec.conditions) * len(spec.seeds)
     return (per_run + RUN_OVERHEAD_SECONDS) * math.ceil(n_runs / max(1, workers))
+
+
+def _calibration_for(workers: int) -> tuple[Calibration | None, str]:
+    """The calibration for the torch threads ``workers`` workers get, and the executor's name."""
+    try:
+        settings = resolve_settings(workers=max(1, workers))
+    except AKPError:  # a bad AKP_* setting is reported where the manager is made; estimate with defaults
+        return load_calibration(worker_threads(max(1, workers))), "thread"
+    return load_calibration(settings.threads), settings.executor
+
+
+def calibration_threads(workers: int = 1) -> int:
+    """Torch threads per worker that the estimate for ``workers`` workers looks up (what to calibrate).
+
+    Parameters
+    ----------
+    workers : int
+
+    Returns
+    -------
+    int
+    """
+    try:
+        return resolve_settings(workers=max(1, workers)).threads
+    except AKPError:
+        return worker_threads(max(1, workers))
+
+
+def estimate_note(workers: int = 1) -> str:
+    """Where :func:`estimate_seconds` gets its speed from, for the estimate's help text.
+
+    Parameters
+    ----------
+    workers : int
+
+    Returns
+    -------
+    str
+        "Calibrated on this machine ..." or "Not calibrated yet ...".
+    """
+    calibration, _ = _calibration_for(workers)
+    if calibration is None:
+        state = calibration_status()["state"]
+        why = {"running": "the calibration is running now", "failed": "the calibration failed"}.get(
+            state, "the calibration runs once, in the background, when the app starts")
+        return (f"Not calibrated yet ({why}): a rough constant for {workers} worker(s), seconds per training "
+                "image and epoch of a reference model, scaled by the model's conv cost.")
+    return (f"Calibrated on this machine ({calibration.measured_at}, load average {calibration.load_average:g}) "
+            f"for {workers} worker(s): measured seconds per image and epoch, scaled by the spec's images, "
+            "epochs, image size, model size, conditions x seeds and workers.")
 
 
 def format_duration(seconds: float) -> str:
@@ -487,7 +530,8 @@ def run_progress(runs: Sequence[Mapping[str, Any]], snapshots: Sequence[Mapping[
     -------
     list of dict
         Per run: run_id, condition, seed, state, progress (0..1), epochs_done (int), epochs (int,
-        the budget), queue_position, test_acc, train_acc, gap, error (first line).
+        the budget), queue_position, test_acc, train_acc, gap, error (first line), seconds_per_epoch
+        (measured, from the snapshot; None if unknown), eta_seconds (remaining, for active runs; else None).
     """
     live = {s["run_id"]: s for s in snapshots}
     out = []
@@ -512,5 +556,7 @@ def run_progress(runs: Sequence[Mapping[str, Any]], snapshots: Sequence[Mapping[
             "queue_position": qpos if state == QUEUED else None,
             "test_acc": run.get("test_acc"), "train_acc": run.get("train_acc"), "gap": run.get("gap"),
             "error": error[0] if error else "",
+            "seconds_per_epoch": snap.get("seconds_per_epoch"),
+            "eta_seconds": snap.get("eta_seconds") if state in ACTIVE_STATES else None,
         })
     return out

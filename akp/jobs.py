@@ -47,7 +47,7 @@ from akp.datasets import SYNTHETIC, DatasetError, dataset_card, is_dataset_id
 from akp.executors import Executor, make_executor, resolve_settings, worker_threads  # noqa: F401 - re-exported
 from akp.experiment import ExperimentSpec
 from akp.holders import Holder, recover_orphans
-from akp.job_state import Job, JobSnapshot, Task, job_snapshot, store_snapshot
+from akp.job_state import Job, JobSnapshot, Task, fill_eta, job_snapshot, store_snapshot
 from akp.memory import footprint
 from akp.quotas import MB, LaunchLimits, LaunchRefused, resolve_limits
 from akp.runs import (
@@ -698,8 +698,8 @@ class JobManager:
         -------
         list of JobSnapshot
             The store's run record keys (run_id, experiment_id, condition, seed, state,
-            epochs_done, test_acc, train_acc, gap, error) and the live ones (epoch,
-            epochs, batch, n_batches, metrics, queue_position, owner, vectorized, managed).
+            epochs_done, test_acc, train_acc, gap, error) and the live ones (epoch, epochs, batch,
+            n_batches, metrics, queue_position, owner, vectorized, managed, seconds_per_epoch, eta_seconds).
         """
         runs = None
         if experiment_id is not None:
@@ -721,13 +721,14 @@ class JobManager:
                 order = list(self._experiment_runs[experiment_id])
             else:
                 order = [r["run_id"] for r in runs]
-            snaps = {rid: job_snapshot(self._jobs[rid], positions.get(rid)) for rid in order if rid in self._jobs}
+            now = time.monotonic()
+            snaps = {r: job_snapshot(self._jobs[r], positions.get(r), now) for r in order if r in self._jobs}
         if runs is not None:
             epochs = self._epochs.get(experiment_id) or self.store.spec(experiment_id).epochs
             for r in runs:
                 if r["run_id"] not in snaps:
                     snaps[r["run_id"]] = store_snapshot(self.store, r, epochs)
-        return [snaps[rid] for rid in order]
+        return fill_eta([snaps[rid] for rid in order])
 
     # -- workers ----------------------------------------------------------------
     def _worker(self) -> None:
@@ -862,11 +863,9 @@ class JobManager:
                 log.exception("could not cache the embedding UMAP of run %s", job.run_id)
 
     def _progress(self, job: Job, p: Progress) -> None:
+        now = time.monotonic()  # epoch timings for the live ETA (Job.record)
         with self._cond:
-            job.epoch, job.epochs, job.batch, job.n_batches = p.epoch, p.epochs, p.batch, p.n_batches
-            if p.metrics is not None:
-                job.metrics = dict(p.metrics)
-                job.epochs_done = p.epoch + 1
+            job.record(p.epoch, p.epochs, p.batch, p.n_batches, p.metrics, now)
 
     def _finish(self, task: Task) -> None:
         for job in task.jobs:

@@ -54,6 +54,7 @@ from akp.design import (
     MAX_UPLOAD_BYTES,
     activation_names,
     constraint_of,
+    estimate_note,
     estimate_seconds,
     form_values,
     format_duration,
@@ -512,8 +513,7 @@ if spec is not None:
     c = st.columns(3)
     c[0].metric("Runs", n_runs, help="conditions × seeds")
     c[1].metric("Estimated time", format_duration(estimate_seconds(spec, workers=workers)),
-                help=f"A rough CPU estimate for {workers} worker(s): calibrated seconds per training image and "
-                     "epoch for the reference model, scaled by the model's conv cost (see akp.design).")
+                help=estimate_note(workers))
     c[2].metric("Epochs per run", spec.epochs)
     ui.download_json(spec, f"spec-{ui.slug(spec.name)}", label="Export spec (JSON)",
                      key="design-spec-json")

@@ -5,11 +5,17 @@ cancel and resume act as the current user, and the library refuses anyone else.
 
 Everything shown comes from the store and the process-wide job manager, so a
 reload or a second tab shows the same runs. While anything is queued or
-running, a fragment polls once a second; figures are rebuilt only when a run's
-epochs or state changed (cached by that fingerprint).
+running, a fragment polls the progress (counts, measured time per epoch, time
+left, the table) every :data:`POLL_SECONDS`. The figures are drawn outside
+that fragment, so polling never re-sends them: the fragment reruns the page
+only when their data changed (a run finished an epoch or changed state), and
+at most every :data:`FIGURE_REFRESH_SECONDS` while epochs keep finishing.
+Figures are built once per data fingerprint (``st.cache_data``). Nothing polls
+once no run is active.
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -17,12 +23,15 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from akp.design import run_progress
+from akp.design import format_duration, run_progress
 from akp.errors import AccessError
 from akp.plots.training import final_accuracy_figure, metrics_table, training_curves
 from akp.runs import ACTIVE_STATES, CANCELLED, DIVERGED, DONE, FAILED, INTERRUPTED, QUEUED, RESUMABLE_STATES, RUNNING
+from ui.jobs import figures_due, time_left
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 2.0  # progress table and counts
+FIGURE_REFRESH_SECONDS = 10.0  # at most this often are the figures redrawn while epochs keep finishing
+_SHOWN = "_runs_figures_shown"  # session key: (experiment, fingerprint, monotonic time) of the figures on screen
 METRIC_LABELS = {"accuracy": "Accuracy", "loss": "Loss", "gap": "Generalization gap"}
 COUNTED_STATES = (QUEUED, RUNNING, DONE, DIVERGED, FAILED, CANCELLED)  # one metric each, in this order
 
@@ -102,10 +111,22 @@ def actions(runs: list[dict[str, Any]], snaps: list[dict[str, Any]]) -> None:
 initially_active = ui.any_active(experiment_id)
 
 
+def figure_fingerprint(runs: list[dict[str, Any]]) -> tuple[tuple[str, int, str], ...]:
+    """What the figures show: ((run_id, epochs_done, state), ...) of the runs selected for the curves."""
+    selected = set(st.session_state.get("_runs_curve_selection") or [r["run_id"] for r in runs])
+    return tuple((r["run_id"], int(r["epochs_done"] or 0), r["state"]) for r in runs if r["run_id"] in selected)
+
+
+def figures_stale(runs: list[dict[str, Any]]) -> bool:
+    """True when the figures on screen no longer show ``runs``' data and are due to be redrawn."""
+    return figures_due(st.session_state.get(_SHOWN), experiment_id, figure_fingerprint(runs), time.monotonic(),
+                       FIGURE_REFRESH_SECONDS)
+
+
 @st.fragment(run_every=POLL_SECONDS if initially_active else None)
 @ui.guard("Live progress")  # a fragment's rerun runs outside app.py's guard
 def live() -> None:
-    """Progress table, state counts, cancel/resume; polls while runs are active."""
+    """Progress table, state counts, time left, cancel/resume; polls while runs are active."""
     runs = store.runs(experiment_id)
     active_now = any(r["state"] in ACTIVE_STATES for r in runs)
     snaps = ui.live_status(experiment_id) if active_now else []
@@ -114,6 +135,15 @@ def live() -> None:
     cols = st.columns(6)
     for col, state in zip(cols, COUNTED_STATES, strict=True):
         col.metric(state.capitalize(), counts.get(state, 0))
+    if active_now:
+        paces = [r["seconds_per_epoch"] for r in rows if r["state"] == RUNNING and r["seconds_per_epoch"]]
+        left = time_left(snaps)
+        timing = st.columns(2)
+        timing[0].metric("Time per epoch", f"{sum(paces) / len(paces):.1f} s" if paces else "measuring…",
+                         help="Measured wall time of an epoch of the running runs.")
+        timing[1].metric("Time left", format_duration(left) if left is not None else "measuring…",
+                         help="Until the experiment's last run ends: the running runs' remaining epochs at their "
+                              "measured pace, then the queued runs at the mean pace, spread over the workers.")
     if counts.get(INTERRUPTED):
         st.warning(f"{counts[INTERRUPTED]} runs were interrupted (the server stopped while they trained). "
                    "Resume continues each one after its last finished epoch (from its checkpoint).")
@@ -123,13 +153,17 @@ def live() -> None:
                                                                           strict=True)])
     st.dataframe(
         shown, hide_index=True, key="runs-table",
-        column_order=["condition", "seed", "state", "progress", "epoch", "queue_position", "test_acc",
-                      "train_acc", "gap", "error"],
+        column_order=["condition", "seed", "state", "progress", "epoch", "queue_position", "seconds_per_epoch",
+                      "eta_seconds", "test_acc", "train_acc", "gap", "error"],
         column_config={
             "epoch": st.column_config.TextColumn("epoch", help="Finished epochs of the budget"),
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
                                                         format="percent"),
             "queue_position": st.column_config.NumberColumn("queue pos.", help="Runs ahead of it (0 = next)"),
+            "seconds_per_epoch": st.column_config.NumberColumn("s/epoch", format="%.1f",
+                                                               help="Measured wall time per epoch"),
+            "eta_seconds": st.column_config.NumberColumn("s left", format="%.0f",
+                                                         help="Remaining wall time of the run (estimated)"),
             "test_acc": st.column_config.NumberColumn("test acc", format="%.3f"),
             "train_acc": st.column_config.NumberColumn("train acc", format="%.3f"),
             "gap": st.column_config.NumberColumn("gap", format="%+.3f"),
@@ -137,10 +171,13 @@ def live() -> None:
         },
     )
     ui.download_csv(frame, f"runs-{experiment_id}", label="Runs (CSV)", key="runs-table-csv")
+    if active_now != initially_active or figures_stale(runs):
+        st.rerun(scope="app")  # start or stop polling, or redraw the figures with new data
 
-    selected = set(st.session_state.get("_runs_curve_selection") or [r["run_id"] for r in runs])
-    fingerprint = tuple((r["run_id"], int(r["epochs_done"] or 0), r["state"]) for r in runs
-                        if r["run_id"] in selected)
+
+def figures(runs: list[dict[str, Any]]) -> None:
+    """Curves and final accuracies, drawn on full reruns only (the polling fragment never re-sends them)."""
+    fingerprint = figure_fingerprint(runs)
     metric = st.session_state.get("runs-metric") or "accuracy"
     st.subheader(f"{METRIC_LABELS[metric]} per epoch")
     st.caption("Dotted: train; solid: test. Dashed vertical lines: swap events (they apply at the start of "
@@ -151,12 +188,16 @@ def live() -> None:
         st.subheader("Final test accuracy")
         ui.show_figure(final_figure(str(store.home), experiment_id, fingerprint),
                        f"final-accuracy-{experiment_id}", key="runs-final")
-    if active_now != initially_active:
-        st.rerun(scope="app")  # start or stop polling
 
 
 with st.expander("Curve options", expanded=False):
     st.segmented_control("Curves", list(METRIC_LABELS), format_func=METRIC_LABELS.get, key="runs-metric",
                          default="accuracy", selection_mode="single")
     st.session_state["_runs_curve_selection"] = ui.run_selector(store, experiment_id, label="Runs in the curves")
+figure_runs = store.runs(experiment_id)
+# Recorded before live() runs: in this full run the figures below show these runs, so live() reruns the page
+# only when it later reads newer data (never in a loop).
+st.session_state[_SHOWN] = (experiment_id, figure_fingerprint(figure_runs), time.monotonic())
 live()
+with ui.guard("Figures"):
+    figures(figure_runs)

@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from akp.job_state import experiment_eta
 from akp.runs import ACTIVE_STATES, FINISHED_STATES, QUEUED, RUNNING
 from akp.store import RunStore
 from ui.state import get_manager, get_store
@@ -81,6 +82,57 @@ def bridge_handover(counts: dict[str, int], home: str, *, now: float | None = No
         if not counts[QUEUED]:
             _last_running.pop(home, None)
         return counts
+
+
+def time_left(snapshots: list[dict[str, Any]]) -> float | None:
+    """Remaining wall time of an experiment from its snapshots, over the manager's workers.
+
+    Parameters
+    ----------
+    snapshots : list of dict
+        :func:`live_status` of one experiment.
+
+    Returns
+    -------
+    float or None
+        Seconds (:func:`akp.job_state.experiment_eta`); None without a manager or before anything is measured.
+    """
+    manager = get_manager()
+    if manager is None or not snapshots:
+        return None
+    return experiment_eta(snapshots, getattr(manager, "max_workers", 1))
+
+
+def figures_due(shown: tuple[str, tuple, float] | None, experiment_id: str, fingerprint: tuple, now: float,
+                refresh_seconds: float) -> bool:
+    """Whether figures drawn from ``shown`` are out of date and due to be drawn again.
+
+    Parameters
+    ----------
+    shown : (experiment_id, fingerprint, time) or None
+        What the figures on screen were drawn from, and when (a monotonic clock).
+    experiment_id : str
+    fingerprint : tuple of (run_id, epochs_done, state)
+        The data now.
+    now : float
+        The same clock.
+    refresh_seconds : float
+        Least time between two redraws for new epochs alone.
+
+    Returns
+    -------
+    bool
+        True when the data changed and either a run changed state (started, finished, failed) or
+        ``refresh_seconds`` passed since the figures were drawn; False when nothing is on screen yet.
+    """
+    if shown is None or shown[0] != experiment_id or tuple(shown[1]) == tuple(fingerprint):
+        return False
+    def runs_and_states(fp: tuple) -> list[tuple[str, str]]:
+        return [(f[0], f[2]) for f in fp]
+
+    if runs_and_states(shown[1]) != runs_and_states(fingerprint):
+        return True
+    return now - shown[2] >= refresh_seconds
 
 
 def job_counts() -> dict[str, int]:
