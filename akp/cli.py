@@ -89,9 +89,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     resolve_settings(args.executor, args.workers)  # a bad --executor, --workers, AKP_* or RAY_ADDRESS stops here
     store = RunStore(args.home)
     # The manager (and its executor: Ray starts or joins here) before the experiment: a failure creates nothing.
-    manager = JobManager(store, max_workers=args.workers, executor=args.executor, cache_projections=False)
-    try:
-        experiment_id = store.create_experiment(spec, owner=owner)
+    # No repair here: this process trains its own experiment and exits; the app's manager repairs old runs.
+    manager = JobManager(store, max_workers=args.workers, executor=args.executor, max_queued=100_000,
+                         cache_projections=False, repair=False)
+    try:  # quotas, queue cap and memory are checked before anything is written; refused: one line, exit 2
+        experiment_id = manager.launch(spec, user=owner)
     except BaseException:
         manager.shutdown(wait=True)
         raise
@@ -107,11 +109,10 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def _run_all(store: RunStore, experiment_id: str, manager, *, quiet: bool) -> None:
-    """Train every run of the experiment with ``manager`` (a JobManager, shut down at the end)."""
+    """Watch the experiment's runs train in ``manager`` (a JobManager, shut down at the end), with a progress bar."""
     runs = store.runs(experiment_id)
     bar = None if quiet else ProgressBar(len(runs))
     try:
-        manager.submit(experiment_id)
         while not manager.wait(experiment_id, timeout=0.25):
             if bar is not None:
                 snaps = manager.status(experiment_id)
@@ -141,7 +142,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     store = RunStore(args.home)
     spec = store.spec(args.experiment_id)
     # Made before reading the runs: it marks those a dead process left running as interrupted.
-    manager = JobManager(store, max_workers=args.workers, executor=args.executor, cache_projections=False)
+    manager = JobManager(store, max_workers=args.workers, executor=args.executor, cache_projections=False,
+                         repair=False)  # trains this experiment only; the app's manager repairs old runs
     try:
         todo = [r for r in store.runs(args.experiment_id) if r["state"] in (*RESUMABLE_STATES, "queued")]
         if not todo:
@@ -258,6 +260,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     spec = store.spec(args.experiment_id)
     print(f"experiment {exp['id']}: {exp['name']} (dataset {spec.dataset}, {spec.epochs} epochs, "
           f"seeds {spec.seeds})")
+    print(f"owner {exp['owner']}; tags {', '.join(exp['tags']) or '(none)'}")
+    if exp["notes"]:
+        print("notes: " + exp["notes"].replace("\n", "\n       "))
     print(summary_table(store, args.experiment_id))
     print()
     rows = [[r["run_id"], r["condition"], r["seed"], r["state"], r["epochs_done"],

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import sqlite3
 import threading
 import time
@@ -22,14 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from akp.access import LOCAL_USER, admins_from_env, check_can_manage, check_user, owner_of
-from akp.annotations import check_notes, check_tags
-from akp.constraints import SPEC
+from akp.access import LOCAL_USER, check_user, owner_of
 from akp.datasets import load_dataset
-from akp.errors import AKPError
+from akp.errors import StoreError
 from akp.experiment import ExperimentSpec, experiment_probe
+from akp.experiment_admin import ExperimentAdmin
 from akp.paths import atomic_save_npz, default_home, sweep_temp_files
-from akp.runs import ACTIVE_STATES, FINISHED_STATES, RUN_STATES, RunRecord
+from akp.runs import FINISHED_STATES, RUN_STATES, RunRecord
 
 __all__ = ["FINISHED_STATES", "RUN_STATES", "RunStore", "StoreError", "check_id"]
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
@@ -51,16 +49,13 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
     activation TEXT, loss TEXT, PRIMARY KEY (run_id, epoch));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Columns added after the first version, per table: (name, SQL type). Old stores get them on open.
 RUN_COLUMNS_ADDED = (("majority_rate", "REAL"), ("pred_classes", "INTEGER"))
 EXPERIMENT_COLUMNS_ADDED = (("notes", "TEXT"), ("tags", "TEXT"))  # tags: a JSON list of strings
 COLUMNS_ADDED = {"runs": RUN_COLUMNS_ADDED, "experiments": EXPERIMENT_COLUMNS_ADDED}
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "gap", "activation", "loss")
-
-
-class StoreError(AKPError):
-    """A store operation got a bad id or asked for something that is not there."""
 
 
 def check_id(value: str, field: str = "id") -> str:
@@ -75,8 +70,11 @@ def check_id(value: str, field: str = "id") -> str:
     return value
 
 
-class RunStore:
+class RunStore(ExperimentAdmin):
     """Persistent store of experiments and runs under ``home``.
+
+    The owner-checked changes (delete, rename, notes, tags) come from
+    :class:`akp.experiment_admin.ExperimentAdmin`.
 
     Parameters
     ----------
@@ -95,6 +93,18 @@ class RunStore:
         with self._write_lock:
             self._conn().executescript(SCHEMA)  # idempotent; executescript manages its own transaction
             self._migrate()
+            self.launch_era = self._launch_era()
+
+    def _launch_era(self) -> float:
+        """When this store was first opened by a version that launches atomically (``JobManager.launch``).
+
+        Runs left ``queued`` (and held by no live manager) whose last update is older
+        were left by an older version, which created runs it never queued; a job
+        manager repairs them when it starts (:meth:`akp.jobs.JobManager.repair`).
+        """
+        conn = self._conn()
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('launch_era', ?)", (repr(time.time()),))
+        return float(conn.execute("SELECT value FROM meta WHERE key = 'launch_era'").fetchone()[0])
 
     def _migrate(self) -> None:
         """Add the columns of newer versions to a store made by an older one (existing rows get NULL)."""
@@ -180,7 +190,7 @@ class RunStore:
     # -- experiments ----------------------------------------------------------
     def create_experiment(self, spec: ExperimentSpec, *, owner: str | None = None,
                           probe_images: np.ndarray | None = None,
-                          probe_labels: np.ndarray | None = None) -> str:
+                          probe_labels: np.ndarray | None = None, build_data: bool = True) -> str:
         """Record an experiment and one ``queued`` run per condition and seed.
 
         Parameters
@@ -192,6 +202,10 @@ class RunStore:
             (:mod:`akp.access`). Default :data:`akp.access.LOCAL_USER`.
         probe_images, probe_labels : ndarray, optional
             The fixed probe set; computed from the dataset when omitted.
+        build_data : bool, default=True
+            False: write only the rows, not the probe set; the dataset is built later,
+            off the caller's thread (:func:`akp.runner.ensure_probe`, as
+            :meth:`akp.jobs.JobManager.launch` does). Until then :meth:`has_probe` is False.
 
         Returns
         -------
@@ -207,14 +221,13 @@ class RunStore:
         """
         spec.validate()
         owner = LOCAL_USER if owner is None else check_user(owner, "owner")
-        if probe_images is None or probe_labels is None:
+        if build_data and (probe_images is None or probe_labels is None):
             data = load_dataset(spec.dataset, spec.dataset_options, home=self.home)
             idx = experiment_probe(spec, data)
             probe_images, probe_labels = data.x_test[idx], data.y_test[idx]
         experiment_id = time.strftime("e%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-        atomic_save_npz(self.experiment_dir(experiment_id) / "probe.npz",
-                        {"images": np.asarray(probe_images, np.float32),
-                         "labels": np.asarray(probe_labels, np.int64)})
+        if build_data:
+            self.save_probe(experiment_id, probe_images, probe_labels)
         now = time.time()
         with self._tx() as conn:
             conn.execute("INSERT INTO experiments (id, name, created, owner, spec) VALUES (?, ?, ?, ?, ?)",
@@ -257,156 +270,34 @@ class RunStore:
         """The experiment's spec."""
         return ExperimentSpec.from_dict(self.experiment(experiment_id)["spec"])
 
-    # -- managing experiments: owner or admin only (akp.access) ----------------
-    def _manageable(self, experiment_id: str, user: str | None, admins: Any, action: str) -> dict[str, Any]:
-        """The experiment's record, once ``user`` may ``action`` it.
+    def save_probe(self, experiment_id: str, images: np.ndarray, labels: np.ndarray) -> None:
+        """Write the experiment's probe set (atomically: readers see all of it or none)."""
+        atomic_save_npz(self.experiment_dir(experiment_id) / "probe.npz",
+                        {"images": np.asarray(images, np.float32), "labels": np.asarray(labels, np.int64)})
 
-        Raises
-        ------
-        StoreError
-            If there is no such experiment.
-        AccessError
-            If ``user`` is neither its owner nor an admin.
-        """
-        record = self.experiment(experiment_id)
-        check_can_manage(record, user, admins_from_env() if admins is None else admins, action=action)
-        return record
+    def has_probe(self, experiment_id: str) -> bool:
+        """True once the experiment's probe set is stored (False while its data is being prepared)."""
+        return (self.experiment_dir(experiment_id) / "probe.npz").exists()
 
-    def delete_experiment(self, experiment_id: str, *, user: str | None = None,
-                          admins: frozenset[str] | None = None) -> None:
-        """Delete an experiment: its rows (runs, metrics, events) and files (representations, probe set,
-        checkpoints, cached projections).
-
-        Parameters
-        ----------
-        experiment_id : str
-        user : str, optional
-            Who asks: its owner or an admin. None is a trusted local caller (:mod:`akp.access`).
-        admins : set of str, optional
-            Default :func:`akp.access.admins_from_env`.
-
-        Raises
-        ------
-        StoreError
-            If there is no such experiment, or it still has queued or running runs
-            (cancel them first); nothing is deleted.
-        AccessError
-            If ``user`` may not delete it; nothing is deleted.
-        """
-        self._manageable(experiment_id, user, admins, "delete")
-        marks = ",".join("?" * len(ACTIVE_STATES))
-        with self._tx() as conn:
-            # Checked in the deleting transaction: no run can be claimed between the check and the delete.
-            run_ids = [r["id"] for r in conn.execute("SELECT id FROM runs WHERE experiment_id = ?",
-                                                     (experiment_id,))]
-            active = conn.execute(f"SELECT COUNT(*) FROM runs WHERE experiment_id = ? AND state IN ({marks})",
-                                  (experiment_id, *ACTIVE_STATES)).fetchone()[0]
-            if active:
-                raise StoreError.at("experiment_id", f"experiment {experiment_id} has {active} queued or running "
-                                                     "runs; cancel them first, then delete it (nothing was deleted)")
-            conn.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
-        for run_id in run_ids:
-            self.run_file(run_id).unlink(missing_ok=True)
-        # The probe set, checkpoints (akp.checkpoints) and cached projections (run_cache_dir) live here.
-        shutil.rmtree(self.experiment_dir(experiment_id), ignore_errors=True)
-
-    def rename_experiment(self, experiment_id: str, name: str, *, user: str | None = None,
-                          admins: frozenset[str] | None = None) -> str:
-        """Give an experiment a new name (in its record and its spec).
-
-        Parameters
-        ----------
-        experiment_id : str
-        name : str
-            Checked like the spec's ``name`` (:data:`akp.constraints.SPEC`); surrounding spaces are removed.
-        user, admins
-            As in :meth:`delete_experiment`.
+    def owner_usage(self, owner: str) -> dict[str, int]:
+        """What one owner uses now: experiments, queued or running runs, bytes on disk.
 
         Returns
         -------
-        str
-            The name stored.
-
-        Raises
-        ------
-        StoreError
-            If the name is not allowed (field ``name``) or there is no such experiment; nothing changes.
-        AccessError
-            If ``user`` may not rename it; nothing changes.
+        dict
+            ``experiments``, ``active_runs`` (queued or running, held or not) and
+            ``disk_bytes`` (their experiment folders and run files).
         """
-        SPEC["name"].check(name, StoreError)
-        name = name.strip()
-        record = self._manageable(experiment_id, user, admins, "rename")
-        spec = {**record["spec"], "name": name}
-        with self._tx() as conn:
-            conn.execute("UPDATE experiments SET name = ?, spec = ? WHERE id = ?",
-                         (name, json.dumps(spec), experiment_id))
-        return name
-
-    def set_notes(self, experiment_id: str, text: str, *, user: str | None = None,
-                  admins: frozenset[str] | None = None) -> str:
-        """Replace an experiment's notes (free text; ``""`` clears them).
-
-        Parameters
-        ----------
-        experiment_id : str
-        text : str
-            At most :data:`akp.annotations.MAX_NOTES_CHARS` characters.
-        user, admins
-            As in :meth:`delete_experiment`.
-
-        Returns
-        -------
-        str
-            The notes stored.
-
-        Raises
-        ------
-        AKPError
-            If the text is not allowed (field ``notes``); nothing changes.
-        StoreError
-            If there is no such experiment.
-        AccessError
-            If ``user`` may not change it; nothing changes.
-        """
-        text = check_notes(text)
-        self._manageable(experiment_id, user, admins, "annotate")
-        with self._tx() as conn:
-            conn.execute("UPDATE experiments SET notes = ? WHERE id = ?", (text, experiment_id))
-        return text
-
-    def set_tags(self, experiment_id: str, tags: list[str], *, user: str | None = None,
-                 admins: frozenset[str] | None = None) -> list[str]:
-        """Replace an experiment's tags.
-
-        Parameters
-        ----------
-        experiment_id : str
-        tags : list of str
-            Checked by :func:`akp.annotations.check_tags` (short, no commas or control
-            characters, a capped number; repeats dropped). ``[]`` clears them.
-        user, admins
-            As in :meth:`delete_experiment`.
-
-        Returns
-        -------
-        list of str
-            The tags stored.
-
-        Raises
-        ------
-        AKPError
-            If a tag is not allowed (field ``tags`` or ``tags[i]``); nothing changes.
-        StoreError
-            If there is no such experiment.
-        AccessError
-            If ``user`` may not change it; nothing changes.
-        """
-        tags = check_tags(tags)
-        self._manageable(experiment_id, user, admins, "tag")
-        with self._tx() as conn:
-            conn.execute("UPDATE experiments SET tags = ? WHERE id = ?", (json.dumps(tags), experiment_id))
-        return tags
+        ids = [r["id"] for r in self._query("SELECT id FROM experiments WHERE owner = ?", (owner,))]
+        active = self._query("SELECT COUNT(*) AS n FROM runs JOIN experiments ON runs.experiment_id = experiments.id "
+                             "WHERE experiments.owner = ? AND runs.state IN ('queued', 'running')", (owner,))[0]["n"]
+        disk = 0
+        for eid in ids:
+            for root, _, files in os.walk(self.experiment_dir(eid)):
+                disk += sum(_size(Path(root) / f) for f in files)
+            for r in self._query("SELECT id FROM runs WHERE experiment_id = ?", (eid,)):
+                disk += _size(self.run_file(r["id"]))
+        return {"experiments": len(ids), "active_runs": int(active), "disk_bytes": disk}
 
     def probe_labels(self, experiment_id: str) -> np.ndarray:
         """Labels of the experiment's probe set, int64 (n_probe,)."""
@@ -453,6 +344,11 @@ class RunStore:
         """All runs, in any experiment, whose state is one of ``states``."""
         marks = ",".join("?" * len(states))
         return [_run_dict(r) for r in self._query(f"SELECT * FROM runs WHERE state IN ({marks})", states)]
+
+    def queued_before(self, when: float) -> list[RunRecord]:
+        """Runs ``queued`` since before ``when`` (a time.time()), in creation order; see :attr:`launch_era`."""
+        return [_run_dict(r) for r in self._query("SELECT * FROM runs WHERE state = 'queued' AND updated < ? "
+                                                  "ORDER BY rowid", (when,))]
 
     def set_state(self, run_id: str, state: str, *, error: str | None = None) -> None:
         """Set a run's state (and error message).
@@ -611,6 +507,12 @@ def _insert_epoch(conn: sqlite3.Connection, run_id: str, row: dict[str, Any], ev
                  "WHERE id = ?", (row["epoch"] + 1, row["test_acc"], row["train_acc"], row["gap"],
                                   time.time(), run_id))
 
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # removed meanwhile, or never written
+        return 0
 
 def _experiment_dict(r: sqlite3.Row) -> dict[str, Any]:
     return {"id": r["id"], "name": r["name"], "created": r["created"], "owner": owner_of({"owner": r["owner"]}),
