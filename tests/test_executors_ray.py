@@ -140,6 +140,16 @@ def test_cancel_reaches_a_running_ray_task_and_resume_continues_from_its_checkpo
     assert resume_point(store, run_id) == (0, None)  # a finished run's checkpoint is deleted on the driver too
 
 
+@pytest.mark.slow
+def test_a_launched_experiment_has_its_probe_set_built_on_the_driver_and_trains_on_ray(ray_local, one_thread, store):
+    with JobManager(store, executor="ray", cache_projections=False) as manager:
+        eid = manager.launch(tiny_spec("launched", epochs=2, seeds=(0,), n_train=32), user="local")
+        assert manager.wait(eid, timeout=120)
+    run = store.runs(eid)[0]
+    assert run["state"] == "done", run["error"]
+    assert store.has_probe(eid) and store.representations(run["run_id"], "embedding").shape[0] == 16
+
+
 def _task_pids() -> list[int]:
     """Pids of the Ray workers executing a training task now (Ray titles them ``ray::_train_task``)."""
     pids = []

@@ -89,6 +89,9 @@ class MemoryStore:
     def spec(self, experiment_id: str) -> ExperimentSpec:
         return self._spec
 
+    def has_probe(self, experiment_id: str) -> bool:
+        return True  # the driver stores the probe set before it ships a task
+
     def probe_images(self, experiment_id: str) -> np.ndarray:
         return self._probe
 
