@@ -116,7 +116,7 @@ def test_cli_experiment_gives_the_same_results_under_thread_process_and_ray(ray_
 
 @pytest.mark.slow
 def test_cancel_reaches_a_running_ray_task_and_resume_continues_from_its_checkpoint(ray_local, one_thread, store):
-    eid = store.create_experiment(tiny_spec("cancel", epochs=20, seeds=(0,), n_train=480))
+    eid = store.create_experiment(tiny_spec("cancel", epochs=30, seeds=(0,), n_train=640))
     run_id = store.runs(eid)[0]["run_id"]
     with JobManager(store, executor="ray", cache_projections=False) as manager:
         manager.submit(eid)
@@ -128,7 +128,7 @@ def test_cancel_reaches_a_running_ray_task_and_resume_continues_from_its_checkpo
         assert manager.cancel(eid) == [run_id]
         assert manager.wait(eid, timeout=60)
         snap = manager.status(eid)[0]
-        assert snap["state"] == "cancelled" and 1 <= snap["epochs_done"] < 20
+        assert snap["state"] == "cancelled" and 1 <= snap["epochs_done"] < 30
         assert store.run(run_id)["state"] == "cancelled"
         start, problem = resume_point(store, run_id)
         assert problem is None and start == snap["epochs_done"]  # the task's checkpoint is on the driver's disk
@@ -136,8 +136,18 @@ def test_cancel_reaches_a_running_ray_task_and_resume_continues_from_its_checkpo
         assert manager.wait(eid, timeout=120)
     run = store.run(run_id)
     assert run["state"] == "done", run["error"]
-    assert [m["epoch"] for m in store.metrics(run_id)] == list(range(20))
+    assert [m["epoch"] for m in store.metrics(run_id)] == list(range(30))
     assert resume_point(store, run_id) == (0, None)  # a finished run's checkpoint is deleted on the driver too
+
+
+@pytest.mark.slow
+def test_a_launched_experiment_has_its_probe_set_built_on_the_driver_and_trains_on_ray(ray_local, one_thread, store):
+    with JobManager(store, executor="ray", cache_projections=False) as manager:
+        eid = manager.launch(tiny_spec("launched", epochs=2, seeds=(0,), n_train=32), user="local")
+        assert manager.wait(eid, timeout=120)
+    run = store.runs(eid)[0]
+    assert run["state"] == "done", run["error"]
+    assert store.has_probe(eid) and store.representations(run["run_id"], "embedding").shape[0] == 16
 
 
 def _task_pids() -> list[int]:
@@ -155,22 +165,22 @@ def _task_pids() -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the task's process in /proc")
-def test_a_killed_ray_task_fails_its_run_with_the_reason_and_the_manager_goes_on(ray_local, one_thread, store):
-    eid = store.create_experiment(tiny_spec("killed", epochs=20, seeds=(0, 1), n_train=480))
+def test_a_killed_ray_task_fails_its_run_with_the_reason(ray_local, one_thread, store):
+    eid = store.create_experiment(tiny_spec("killed", epochs=40, seeds=(0,), n_train=640))
+    (run_id,) = (r["run_id"] for r in store.runs(eid))
     with JobManager(store, executor="ray", cache_projections=False) as manager:
         manager.submit(eid)
-        # The run that is training with an epoch done (its checkpoint has come back to the driver).
-        victim = wait_for(lambda: next((s["run_id"] for s in manager.status(eid)
-                                        if s["state"] == "running" and s["epochs_done"] >= 1), None),
-                          what="a finished epoch")
-        os.kill(wait_for(_task_pids, what="the task's process")[0], signal.SIGKILL)  # as the OOM killer would
+        snap = wait_for(lambda: next((s for s in manager.status(eid)
+                                      if s["epochs_done"] >= 1 or s["state"] not in ("queued", "running")), None),
+                        what="a finished epoch")
+        assert snap["state"] == "running", snap["error"]
+        (pid,) = wait_for(_task_pids, what="the task's process")  # one task trains: this run's
+        os.kill(pid, signal.SIGKILL)  # as the OOM killer would
         assert manager.wait(eid, timeout=120)
-        snaps = {s["run_id"]: s for s in manager.status(eid)}
-    other = next(r for r in snaps if r != victim)
-    assert store.run(victim)["state"] == "failed"  # never left running
-    assert snaps[victim]["error"].startswith("failed on Ray: WorkerCrashedError: ")
-    assert resume_point(store, victim)[0] >= 1  # it can resume from the last epoch that came back
-    assert store.run(other)["state"] == "done"  # the other task trained on a fresh worker
+        snap = manager.status(eid)[0]
+    assert store.run(run_id)["state"] == "failed"  # never left running
+    assert snap["error"].startswith("failed on Ray: WorkerCrashedError: ")
+    assert resume_point(store, run_id)[0] >= 1  # it can resume from the last epoch that came back
 
 
 @pytest.mark.parametrize(("flags", "environ", "message"), [

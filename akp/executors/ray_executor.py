@@ -264,10 +264,16 @@ class RayExecutor(Executor):
         with self._lock:
             self._tasks += 1
             key = f"task-{self._tasks}"
+        try:
+            data_ref = self._dataset_ref(store, run_ids[0])  # and the probe set stored, if launch left it to do
+        except Exception as exc:  # noqa: BLE001 - bad data, out of memory or disk: fail the task's runs, say why
+            log.exception("runs %s: could not prepare the data", run_ids)
+            fail_unfinished(store, run_ids, f"could not prepare the data: {type(exc).__name__}: {exc}")
+            return
         ref = None
         try:
-            ref = self._remote.remote(self._payload(store, run_ids, vectorized, device, key),
-                                      self._dataset_ref(store, run_ids[0]), self._channel)
+            ref = self._remote.remote(self._payload(store, run_ids, vectorized, device, key), data_ref,
+                                      self._channel)
             outcomes = self._supervise(store, key, ref, run_ids, on_progress, should_stop)
             if outcomes is not None:
                 replay_outcomes(store, outcomes)
@@ -296,14 +302,25 @@ class RayExecutor(Executor):
                 "vectorized": vectorized, "device": device, "threads": self.threads}
 
     def _dataset_ref(self, store: RunStore, run_id: str):
-        """The dataset's object-store reference: loaded and put once per dataset (a few kept)."""
-        spec = store.spec(store.run(run_id)["experiment_id"])
+        """The dataset's object-store reference: loaded and put once per dataset (a few kept).
+
+        The experiment's probe set is stored here, on the driver, when it is not yet
+        (:meth:`akp.jobs.JobManager.launch` leaves it to the first run), so tasks only read it.
+        """
+        experiment_id = store.run(run_id)["experiment_id"]
+        spec = store.spec(experiment_id)
         key = f"{spec.dataset}|{sorted(spec.dataset_options.items())}|{store.home}"
         with self._lock:
-            if key in self._data:
+            ref = self._data.get(key)
+            if ref is not None:
                 self._data.move_to_end(key)
-                return self._data[key]
-        ref = self._ray.put(runner.cached_dataset(spec, store.home))
+        if ref is not None and store.has_probe(experiment_id):
+            return ref
+        data = runner.cached_dataset(spec, store.home)
+        runner.ensure_probe(store, experiment_id, spec, data)
+        if ref is not None:
+            return ref
+        ref = self._ray.put(data)
         with self._lock:
             self._data[key] = ref
             while len(self._data) > DATASETS_KEPT:
