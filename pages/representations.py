@@ -172,12 +172,13 @@ class_names = CLASS_NAMES if spec.dataset == SYNTHETIC else ()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def view_at(home: str, run_id: str, layer: str, epoch: int, fingerprint: tuple) -> probes.ProbeView:
+def view_at(home: str, experiment: str, run_id: str, layer: str, epoch: int, fingerprint: tuple
+            ) -> probes.ProbeView:
     """The run's view of the probe set at ``layer`` and ``epoch`` (prediction from its logits if captured)."""
     s = ui.get_store()
     logits = s.representations(run_id, "logits", epoch) if epoch in s.representation_epochs(run_id, "logits") \
         else None
-    return probes.probe_view(s.representations(run_id, layer, epoch), s.probe_labels(experiment_id), logits)
+    return probes.probe_view(s.representations(run_id, layer, epoch), s.probe_labels(experiment), logits)
 
 
 def _on_select(chart_key: str) -> None:
@@ -192,7 +193,7 @@ def _on_select(chart_key: str) -> None:
 
 try:
     selected = probes.parse_probe_id(probe_text, n_probe)
-except probes.ProjectionError as exc:
+except projection.ProjectionError as exc:
     c_probe.error(ui.error_text(exc))
     selected = st.session_state.get("_akp_last_probe")  # a bad search changes nothing
 else:
@@ -206,7 +207,7 @@ for col, run_id, side in ((col_l, run_l, "left"), (col_r, run_r, "right")):
             with st.spinner("Projecting with UMAP…"):
                 frames = aligned_frames(str(store.home), run_id, layer, tuple(epochs_by_run[run_id]),
                                         _fingerprint(run_id))
-            view = view_at(str(store.home), run_id, layer, int(epoch), _fingerprint(run_id))
+            view = view_at(str(store.home), experiment_id, run_id, layer, int(epoch), _fingerprint(run_id))
         except ValueError as exc:
             st.info(f"Cannot project this run: {ui.md(exc)}")
             continue

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from akp.plots.labels import place_labels
+
 __all__ = [
     "CATEGORY_COLORS",
     "FAMILY_COLORS",
@@ -299,6 +301,8 @@ def model_map_figure(coords: Any, records: Sequence[Mapping[str, Any]], *,
     -------
     Figure
         One trace per family present, in family order; symbols distinguish conditions.
+        Seed labels sit where they overlap no other label or point
+        (:func:`akp.plots.labels.place_labels`); crowded ones are left to the hover.
 
     Raises
     ------
@@ -307,11 +311,16 @@ def model_map_figure(coords: Any, records: Sequence[Mapping[str, Any]], *,
     """
     xy = _check_coords(coords, records)
     symbols = _symbols(records)
+    labels = [f"s{r['seed']}" for r in records]
+    # Close runs would print their labels on top of each other: each label goes where it is free,
+    # or is left out (the hover still names the run).
+    positions = place_labels(xy, labels) if np.isfinite(xy).all() else ["top center"] * len(records)
     fig = go.Figure()
     for fam, idx in _family_groups(records):
         fig.add_trace(go.Scatter(
             x=xy[idx, 0], y=xy[idx, 1], mode="markers+text", name=fam,
-            text=[f"s{records[i]['seed']}" for i in idx], textposition="top center",
+            text=[labels[i] if positions[i] else "" for i in idx],
+            textposition=[positions[i] or "top center" for i in idx],
             marker={"color": FAMILY_COLORS[fam], "size": 14, "line": {"width": 1, "color": "white"},
                     "symbol": [symbols[str(records[i]["condition"])] for i in idx]},
             hovertext=[_hover(records[i]) for i in idx], hovertemplate="%{hovertext}<extra></extra>",
