@@ -43,3 +43,48 @@ class AKPError(ValueError):
             return cls(str(self), field=self.field)
         inner = self.field
         return cls(f"{label or prefix}: {self}", field=f"{prefix}.{inner}" if inner else prefix)
+
+
+class StoreError(AKPError):
+    """A store operation got a bad id or asked for something that is not there (raised by :mod:`akp.store`)."""
+
+
+class AccessError(PermissionError):
+    """A user asked to change an experiment that is neither theirs nor theirs to administer.
+
+    A ``PermissionError`` (not an :class:`AKPError`): the input is valid, the
+    person is not allowed. Nothing was changed when it is raised.
+
+    Parameters
+    ----------
+    experiment_id : str
+        The experiment acted on.
+    owner : str
+        Who owns it.
+    user : str
+        Who asked.
+    action : str, default="change"
+        What was refused, as a verb: ``"cancel"``, ``"delete"``, ``"rename"``...
+
+    Attributes
+    ----------
+    experiment_id, owner, user, action : str
+    field : None
+        Always None (no field is at fault); pages read ``field`` of any error.
+    """
+
+    field = None
+
+    def __init__(self, experiment_id: str, owner: str, user: str, action: str = "change") -> None:
+        self.experiment_id = experiment_id
+        self.owner = owner
+        self.user = user
+        self.action = action
+        super().__init__(f"experiment {experiment_id} belongs to {owner!r}: only its owner or an admin "
+                         f"may {action} it ({user!r} is neither)")
+
+    def __reduce__(self):  # picklable across processes despite the keyword-free signature of OSError
+        return (type(self), (self.experiment_id, self.owner, self.user, self.action))
+
+    def __str__(self) -> str:  # OSError's str() would show the args tuple
+        return self.args[0]

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import sqlite3
 import threading
 import time
@@ -22,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from akp.access import LOCAL_USER, check_user, owner_of
 from akp.datasets import load_dataset
-from akp.errors import AKPError
+from akp.errors import StoreError
 from akp.experiment import ExperimentSpec, experiment_probe
+from akp.experiment_admin import ExperimentAdmin
 from akp.paths import atomic_save_npz, default_home, sweep_temp_files
 from akp.runs import FINISHED_STATES, RUN_STATES, RunRecord
 
@@ -48,14 +49,13 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
     activation TEXT, loss TEXT, PRIMARY KEY (run_id, epoch));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-# Columns added to the runs table after the first version: (name, SQL type).
+# Columns added after the first version, per table: (name, SQL type). Old stores get them on open.
 RUN_COLUMNS_ADDED = (("majority_rate", "REAL"), ("pred_classes", "INTEGER"))
+EXPERIMENT_COLUMNS_ADDED = (("notes", "TEXT"), ("tags", "TEXT"))  # tags: a JSON list of strings
+COLUMNS_ADDED = {"runs": RUN_COLUMNS_ADDED, "experiments": EXPERIMENT_COLUMNS_ADDED}
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "gap", "activation", "loss")
-
-
-class StoreError(AKPError):
-    """A store operation got a bad id or asked for something that is not there."""
 
 
 def check_id(value: str, field: str = "id") -> str:
@@ -70,8 +70,11 @@ def check_id(value: str, field: str = "id") -> str:
     return value
 
 
-class RunStore:
+class RunStore(ExperimentAdmin):
     """Persistent store of experiments and runs under ``home``.
+
+    The owner-checked changes (delete, rename, notes, tags) come from
+    :class:`akp.experiment_admin.ExperimentAdmin`.
 
     Parameters
     ----------
@@ -90,15 +93,35 @@ class RunStore:
         with self._write_lock:
             self._conn().executescript(SCHEMA)  # idempotent; executescript manages its own transaction
             self._migrate()
+            self.launch_era = self._launch_era()
+
+    def _launch_era(self) -> float:
+        """When this store was first opened by a version that launches atomically (``JobManager.launch``).
+
+        Runs left ``queued`` (and held by no live manager) whose last update is older
+        were left by an older version, which created runs it never queued; a job
+        manager repairs them when it starts (:meth:`akp.jobs.JobManager.repair`).
+        """
+        conn = self._conn()
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('launch_era', ?)", (repr(time.time()),))
+        return float(conn.execute("SELECT value FROM meta WHERE key = 'launch_era'").fetchone()[0])
 
     def _migrate(self) -> None:
         """Add the columns of newer versions to a store made by an older one (existing rows get NULL)."""
         conn = self._conn()
-        have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-        for column, kind in RUN_COLUMNS_ADDED:
-            if column not in have:
-                conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-        conn.commit()
+        # In one write transaction: two processes opening an old store at once add each column once.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, columns in COLUMNS_ADDED.items():
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for column, kind in columns:
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     # -- plumbing -------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -151,10 +174,23 @@ class RunStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def run_cache_dir(self, run_id: str, kind: str) -> Path:
+        """A cache directory for views of one run (created), inside its experiment's directory,
+        so that deleting the experiment deletes its caches.
+
+        Raises
+        ------
+        StoreError
+            If there is no such run.
+        """
+        path = self.experiment_dir(self.run(run_id)["experiment_id"]) / "cache" / check_id(kind, "kind")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     # -- experiments ----------------------------------------------------------
     def create_experiment(self, spec: ExperimentSpec, *, owner: str | None = None,
                           probe_images: np.ndarray | None = None,
-                          probe_labels: np.ndarray | None = None) -> str:
+                          probe_labels: np.ndarray | None = None, build_data: bool = True) -> str:
         """Record an experiment and one ``queued`` run per condition and seed.
 
         Parameters
@@ -162,9 +198,14 @@ class RunStore:
         spec : ExperimentSpec
             Validated before anything is written.
         owner : str, optional
-            Who launched it (for quotas on a shared server).
+            Who launched it: only they (or an admin) may change it later
+            (:mod:`akp.access`). Default :data:`akp.access.LOCAL_USER`.
         probe_images, probe_labels : ndarray, optional
             The fixed probe set; computed from the dataset when omitted.
+        build_data : bool, default=True
+            False: write only the rows, not the probe set; the dataset is built later,
+            off the caller's thread (:func:`akp.runner.ensure_probe`, as
+            :meth:`akp.jobs.JobManager.launch` does). Until then :meth:`has_probe` is False.
 
         Returns
         -------
@@ -175,19 +216,21 @@ class RunStore:
         ------
         ExperimentError
             If the spec is invalid (nothing is written).
+        AKPError
+            If ``owner`` is not a valid user name (field ``owner``; nothing is written).
         """
         spec.validate()
-        if probe_images is None or probe_labels is None:
+        owner = LOCAL_USER if owner is None else check_user(owner, "owner")
+        if build_data and (probe_images is None or probe_labels is None):
             data = load_dataset(spec.dataset, spec.dataset_options, home=self.home)
             idx = experiment_probe(spec, data)
             probe_images, probe_labels = data.x_test[idx], data.y_test[idx]
         experiment_id = time.strftime("e%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-        atomic_save_npz(self.experiment_dir(experiment_id) / "probe.npz",
-                        {"images": np.asarray(probe_images, np.float32),
-                         "labels": np.asarray(probe_labels, np.int64)})
+        if build_data:
+            self.save_probe(experiment_id, probe_images, probe_labels)
         now = time.time()
         with self._tx() as conn:
-            conn.execute("INSERT INTO experiments VALUES (?, ?, ?, ?, ?)",
+            conn.execute("INSERT INTO experiments (id, name, created, owner, spec) VALUES (?, ?, ?, ?, ?)",
                          (experiment_id, spec.name, now, owner, spec.to_json()))
             for ci, cond in enumerate(spec.conditions):
                 for seed in spec.seeds:
@@ -198,17 +241,20 @@ class RunStore:
         return experiment_id
 
     def experiments(self) -> list[dict[str, Any]]:
-        """All experiments, newest first, with run counts per state."""
-        rows = self._query("SELECT id, name, created, owner FROM experiments ORDER BY created DESC")
+        """All experiments, newest first: id, name, created, owner, notes, tags, n_runs, states (counts per state).
+
+        ``owner`` is :data:`akp.access.LOCAL_USER` for experiments older versions stored without one;
+        ``notes`` is ``""`` and ``tags`` ``[]`` when none were set.
+        """
+        rows = self._query("SELECT id, name, created, owner, notes, tags FROM experiments ORDER BY created DESC")
         counts: dict[str, dict[str, int]] = {}
         for r in self._query("SELECT experiment_id, state, COUNT(*) AS n FROM runs GROUP BY experiment_id, state"):
             counts.setdefault(r["experiment_id"], {})[r["state"]] = r["n"]
-        return [{"id": r["id"], "name": r["name"], "created": r["created"], "owner": r["owner"],
-                 "n_runs": sum(counts.get(r["id"], {}).values()), "states": counts.get(r["id"], {})}
-                for r in rows]
+        return [{**_experiment_dict(r), "n_runs": sum(counts.get(r["id"], {}).values()),
+                 "states": counts.get(r["id"], {})} for r in rows]
 
     def experiment(self, experiment_id: str) -> dict[str, Any]:
-        """One experiment's record (id, name, created, owner, spec as dict).
+        """One experiment's record: id, name, created, owner, notes, tags, spec (as a dict).
 
         Raises
         ------
@@ -218,28 +264,40 @@ class RunStore:
         rows = self._query("SELECT * FROM experiments WHERE id = ?", (check_id(experiment_id, "experiment_id"),))
         if not rows:
             raise StoreError(f"experiment_id: no experiment {experiment_id!r} in {self.home}")
-        r = rows[0]
-        return {"id": r["id"], "name": r["name"], "created": r["created"], "owner": r["owner"],
-                "spec": json.loads(r["spec"])}
+        return {**_experiment_dict(rows[0]), "spec": json.loads(rows[0]["spec"])}
 
     def spec(self, experiment_id: str) -> ExperimentSpec:
         """The experiment's spec."""
         return ExperimentSpec.from_dict(self.experiment(experiment_id)["spec"])
 
-    def delete_experiment(self, experiment_id: str) -> None:
-        """Delete an experiment, its runs and their files.
+    def save_probe(self, experiment_id: str, images: np.ndarray, labels: np.ndarray) -> None:
+        """Write the experiment's probe set (atomically: readers see all of it or none)."""
+        atomic_save_npz(self.experiment_dir(experiment_id) / "probe.npz",
+                        {"images": np.asarray(images, np.float32), "labels": np.asarray(labels, np.int64)})
 
-        Raises
-        ------
-        StoreError
-            If there is no such experiment.
+    def has_probe(self, experiment_id: str) -> bool:
+        """True once the experiment's probe set is stored (False while its data is being prepared)."""
+        return (self.experiment_dir(experiment_id) / "probe.npz").exists()
+
+    def owner_usage(self, owner: str) -> dict[str, int]:
+        """What one owner uses now: experiments, queued or running runs, bytes on disk.
+
+        Returns
+        -------
+        dict
+            ``experiments``, ``active_runs`` (queued or running, held or not) and
+            ``disk_bytes`` (their experiment folders and run files).
         """
-        run_ids = [r["run_id"] for r in self.runs(experiment_id)]
-        with self._tx() as conn:
-            conn.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
-        for run_id in run_ids:
-            self.run_file(run_id).unlink(missing_ok=True)
-        shutil.rmtree(self.experiment_dir(experiment_id), ignore_errors=True)
+        ids = [r["id"] for r in self._query("SELECT id FROM experiments WHERE owner = ?", (owner,))]
+        active = self._query("SELECT COUNT(*) AS n FROM runs JOIN experiments ON runs.experiment_id = experiments.id "
+                             "WHERE experiments.owner = ? AND runs.state IN ('queued', 'running')", (owner,))[0]["n"]
+        disk = 0
+        for eid in ids:
+            for root, _, files in os.walk(self.experiment_dir(eid)):
+                disk += sum(_size(Path(root) / f) for f in files)
+            for r in self._query("SELECT id FROM runs WHERE experiment_id = ?", (eid,)):
+                disk += _size(self.run_file(r["id"]))
+        return {"experiments": len(ids), "active_runs": int(active), "disk_bytes": disk}
 
     def probe_labels(self, experiment_id: str) -> np.ndarray:
         """Labels of the experiment's probe set, int64 (n_probe,)."""
@@ -286,6 +344,11 @@ class RunStore:
         """All runs, in any experiment, whose state is one of ``states``."""
         marks = ",".join("?" * len(states))
         return [_run_dict(r) for r in self._query(f"SELECT * FROM runs WHERE state IN ({marks})", states)]
+
+    def queued_before(self, when: float) -> list[RunRecord]:
+        """Runs ``queued`` since before ``when`` (a time.time()), in creation order; see :attr:`launch_era`."""
+        return [_run_dict(r) for r in self._query("SELECT * FROM runs WHERE state = 'queued' AND updated < ? "
+                                                  "ORDER BY rowid", (when,))]
 
     def set_state(self, run_id: str, state: str, *, error: str | None = None) -> None:
         """Set a run's state (and error message).
@@ -443,6 +506,17 @@ def _insert_epoch(conn: sqlite3.Connection, run_id: str, row: dict[str, Any], ev
     conn.execute("UPDATE runs SET epochs_done = ?, test_acc = ?, train_acc = ?, gap = ?, updated = ? "
                  "WHERE id = ?", (row["epoch"] + 1, row["test_acc"], row["train_acc"], row["gap"],
                                   time.time(), run_id))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # removed meanwhile, or never written
+        return 0
+
+def _experiment_dict(r: sqlite3.Row) -> dict[str, Any]:
+    return {"id": r["id"], "name": r["name"], "created": r["created"], "owner": owner_of({"owner": r["owner"]}),
+            "notes": r["notes"] or "", "tags": json.loads(r["tags"]) if r["tags"] else []}
 
 
 def _run_dict(r: sqlite3.Row) -> RunRecord:

@@ -114,6 +114,8 @@ def test_delete_experiment_removes_rows_and_files(store):
     rid = store.runs(eid)[0]["run_id"]
     store.save_result(rid, fake_result())
     assert store.run_file(rid).exists()
+    for other in store.runs(eid)[1:]:  # queued runs must be cancelled first (tests/test_access.py)
+        store.set_state(other["run_id"], "cancelled")
     store.delete_experiment(eid)
     assert store.experiments() == []
     assert not store.run_file(rid).exists() and not store.experiment_dir(eid).exists()

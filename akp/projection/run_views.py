@@ -2,7 +2,9 @@
 
 The store is duck-typed: anything with ``representations(run_id, layer,
 epoch=None)``, ``representation_epochs(run_id, layer)`` and
-``cache_dir(kind)``. Embeddings go to ``store.cache_dir("umap")``.
+``cache_dir(kind)``. Embeddings go to ``store.run_cache_dir(run_id, "umap")``
+when the store has it (a :class:`akp.store.RunStore` does: the cache is then
+deleted with its experiment), else to ``store.cache_dir("umap")``.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ def run_embedding(
         for a bad parameter.
     """
     features = store.representations(run_id, layer, epoch=epoch)
-    params.setdefault("cache_dir", store.cache_dir("umap"))
+    params.setdefault("cache_dir", _cache_dir(store, run_id))
     return umap_embedding(features, **params)
 
 
@@ -119,5 +121,11 @@ def run_aligned_embeddings(
     if not chosen:
         raise ProjectionError(f"epochs must name at least one captured epoch of layer {layer!r}", field="epochs")
     frames = [store.representations(run_id, layer, epoch=e) for e in chosen]
-    params.setdefault("cache_dir", store.cache_dir("umap"))
+    params.setdefault("cache_dir", _cache_dir(store, run_id))
     return chosen, aligned_umap(frames, **params)
+
+
+def _cache_dir(store: Any, run_id: str) -> Any:
+    """The run's own cache directory when the store has one (deleted with its experiment), else the shared one."""
+    per_run = getattr(store, "run_cache_dir", None)
+    return per_run(run_id, "umap") if per_run is not None else store.cache_dir("umap")
