@@ -15,9 +15,13 @@ from akp.plots.analysis import (
 from akp.plots.dispersion import add_floor_line, mark_floor_on_heatmap, pcoa_figure, route_convergence_figure
 from akp.projection import model_map
 from akp.runs import DIVERGED, FINISHED_STATES
+from ui.selectors import own_page_params
 
 DISTANCE_LABELS = {"1-cka": "1 − CKA", "angular": "angular (arccos CKA)"}
 RULE_LABELS = {"accuracy": "accuracy", "gap": "accuracy + gap"}
+
+# "epoch" is "final" or an epoch here, a captured epoch on Representations and Layers: keep it to this page.
+own_page_params("families", ("epoch",))
 
 st.title("Families: are happy runs alike?")
 st.caption("Runs that generalize (happy) should have similar representations of the probe set; runs that "

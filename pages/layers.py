@@ -10,6 +10,10 @@ import streamlit as st
 import ui
 from akp.analysis import layers as layer_analysis
 from akp.plots.analysis import layer_cka_heatmap
+from ui.selectors import own_page_params
+
+# "epoch" is an epoch both runs captured here; Families and Representations use the key differently.
+own_page_params("layers", ("epoch",))
 
 st.title("Layers: compare two runs layer by layer")
 st.caption("CKA between every layer of run A and every layer of run B, on the experiment's probe set. "

@@ -1,8 +1,12 @@
-"""Representations: UMAP of the probe set for two runs side by side, over epochs.
+"""Representations: a projector of the probe set for two runs side by side, over epochs.
 
-Default: one happy and one unhappy run. Colour by class, prediction or
-correctness; click a point to see that probe image; the epoch slider replays
-training with aligned frames, swap epochs marked.
+Default: one happy and one unhappy run. Colour by class, prediction,
+correctness or confidence. Click a point (or type its id) to select that probe
+image in both plots: it is shown with its label, each run's prediction and its
+distance to its class centre, and kept in the URL (``?probe=ID``). A box or a
+lasso lists the images it holds. The epoch slider replays training with aligned
+frames, swap epochs marked. The numbers come from :mod:`akp.projection.probes`,
+the figures from :mod:`akp.plots.projector`.
 """
 from __future__ import annotations
 
@@ -12,15 +16,23 @@ import ui
 from akp import projection
 from akp.analysis import label_families
 from akp.datasets import CLASS_NAMES, SYNTHETIC
-from akp.plots.analysis import cell_image_figure, probe_categories, umap_scatter
+from akp.plots.analysis import cell_image_figure
+from akp.plots.projector import COLOR_MODES, NEEDS_LOGITS, projector_scatter, thumbnail_grid
+from akp.projection import probes
+from ui.selectors import own_page_params
 
-COLOR_OPTIONS = {"class": "true class", "prediction": "predicted class", "correctness": "right or wrong"}
 SWAP_MARK = "⚡"
-PROBE_KEY = "probe"
+PROBE_KEY = "probe"  # the search box's key, so also the URL's ?probe=
+LISTED_KEY = "_akp_listed_probes"  # images listed by the last box or lasso (session only)
+MAX_THUMBNAILS = 48
+
+# "epoch" means a captured epoch here, "final" or an epoch on Families: never take another page's value.
+own_page_params("representations", ("epoch",))
 
 st.title("Representations: how runs see the probe set")
 st.caption("Each dot is one probe image, placed by UMAP so that images the run represents alike are close. "
-           "Compare a happy run (left) with an unhappy one (right). Click a dot to see the cell.")
+           "Compare a happy run (left) with an unhappy one (right). Click a dot to select that image in both "
+           "plots; drag a box or a lasso (tools above each plot) to list images.")
 
 store = ui.get_store()
 experiment_id = ui.experiment_selector(store)
@@ -86,11 +98,14 @@ layers = list(dict.fromkeys(lay for i in ids for lay in store.layers(i)))
 if not layers:
     st.info("These runs have no stored representations.")
     st.stop()
-c_layer, c_color = st.columns([1, 2])
+c_layer, c_color, c_probe = st.columns([2, 3, 1])
 layer = c_layer.selectbox("Layer", layers, index=layers.index("embedding") if "embedding" in layers else 0,
                           key="layer", bind="query-params")
-color_by = c_color.segmented_control("Colour by", list(COLOR_OPTIONS), default="class", key="color",
-                                     format_func=COLOR_OPTIONS.get, bind="query-params") or "class"
+color_by = c_color.segmented_control("Colour by", list(COLOR_MODES), default="class", key="color",
+                                     format_func=COLOR_MODES.get, bind="query-params") or "class"
+n_probe = len(store.probe_labels(experiment_id))
+probe_text = c_probe.text_input(probes.PROBE_FIELD, key=PROBE_KEY, bind="query-params", placeholder="e.g. 12",
+                                help=f"Search by probe id (0 to {n_probe - 1}); clicking a dot fills it in.")
 
 sel_l, sel_r = st.columns(2)
 run_l = sel_l.selectbox("Left run", ids, index=ids.index(left_default), format_func=_label, key="left",
@@ -151,62 +166,69 @@ def aligned_frames(home: str, run_id: str, layer: str, epochs: tuple[int, ...], 
     return dict(zip(got_epochs, frames, strict=True))
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def logits_at(home: str, run_id: str, epoch: int, fingerprint: tuple):
-    """The run's logits on the probe set at ``epoch``, or None if not captured."""
-    s = ui.get_store()
-    return s.representations(run_id, "logits", epoch) if epoch in s.representation_epochs(run_id, "logits") else None
-
-
 labels = store.probe_labels(experiment_id)
 spec = store.spec(experiment_id)
 class_names = CLASS_NAMES if spec.dataset == SYNTHETIC else ()
 
 
-def _select(chart_key: str) -> None:
-    """Chart selection callback: remember the clicked probe image (URL too, so it can be shared)."""
-    points = st.session_state[chart_key].selection.points
-    if points:
-        custom = points[0].get("customdata")
-        idx = custom[0] if isinstance(custom, (list, tuple)) else custom
-        if isinstance(idx, (int, float)):
-            st.session_state[PROBE_KEY] = int(idx)
-            st.query_params[PROBE_KEY] = str(int(idx))
+@st.cache_data(show_spinner=False, max_entries=64)
+def view_at(home: str, experiment: str, run_id: str, layer: str, epoch: int, fingerprint: tuple
+            ) -> probes.ProbeView:
+    """The run's view of the probe set at ``layer`` and ``epoch`` (prediction from its logits if captured)."""
+    s = ui.get_store()
+    logits = s.representations(run_id, "logits", epoch) if epoch in s.representation_epochs(run_id, "logits") \
+        else None
+    return probes.probe_view(s.representations(run_id, layer, epoch), s.probe_labels(experiment), logits)
 
 
-selected = st.session_state.get(PROBE_KEY)
-if selected is None and st.query_params.get(PROBE_KEY, "").isdigit():
-    selected = int(st.query_params[PROBE_KEY])
-if selected is not None and not 0 <= selected < len(labels):
-    selected = None
+def _on_select(chart_key: str) -> None:
+    """Chart selection callback: a click selects one probe image (search box, hence URL);
+    a box, a lasso or shift-clicks list images; clearing the selection clears the list."""
+    chosen = probes.selection_from_event(st.session_state[chart_key].selection, n_probe)
+    if chosen.kind == "point":
+        st.session_state[PROBE_KEY] = str(chosen.probes[0])
+    else:
+        st.session_state[LISTED_KEY] = list(chosen.probes)
 
+
+try:
+    selected = probes.parse_probe_id(probe_text, n_probe)
+except projection.ProjectionError as exc:
+    c_probe.error(ui.error_text(exc))
+    selected = st.session_state.get("_akp_last_probe")  # a bad search changes nothing
+else:
+    st.session_state["_akp_last_probe"] = selected
+listed = [i for i in st.session_state.get(LISTED_KEY, []) if 0 <= i < n_probe]
+
+views: list[tuple[str, probes.ProbeView]] = []
 for col, run_id, side in ((col_l, run_l, "left"), (col_r, run_r, "right")):
     with col:
         try:
             with st.spinner("Projecting with UMAP…"):
                 frames = aligned_frames(str(store.home), run_id, layer, tuple(epochs_by_run[run_id]),
                                         _fingerprint(run_id))
+            view = view_at(str(store.home), experiment_id, run_id, layer, int(epoch), _fingerprint(run_id))
         except ValueError as exc:
             st.info(f"Cannot project this run: {ui.md(exc)}")
             continue
-        logits = logits_at(str(store.home), run_id, int(epoch), _fingerprint(run_id))
-        mode = color_by if (color_by == "class" or logits is not None) else "class"
+        views.append((_label(run_id), view))
+        mode = "class" if color_by in NEEDS_LOGITS and view.prediction is None else color_by
         if mode != color_by:
             st.caption("No logits captured at this epoch: coloured by class.")
-        values, cats = probe_categories(labels, mode, logits=logits, class_names=class_names)
         r = by_id[run_id]
         own_swap = any(ev["epoch"] == int(epoch) for ev in store.events(run_id))
         title = f"{r['condition']} · seed {r['seed']} · epoch {epoch}" + (f" {SWAP_MARK} swap" if own_swap else "")
-        fig = umap_scatter(frames[int(epoch)], values, color_by=COLOR_OPTIONS[mode], title=title,
-                           hover=None if mode == "class" else [
-                               f"true class: {class_names[k] if k < len(class_names) else k}" for k in labels],
-                           categories=cats, highlight=selected)
+        coords = frames[int(epoch)]
+        fig = projector_scatter(coords, view, color_by=mode, class_names=class_names, title=title,
+                                selected=selected, listed=listed)
         chart_key = f"umap-{side}"
-        st.plotly_chart(fig, key=chart_key, on_select=lambda k=chart_key: _select(k), selection_mode="points",
-                        config={"displaylogo": False})
-        table = [{"probe": i, "x": float(frames[int(epoch)][i, 0]), "y": float(frames[int(epoch)][i, 1]),
-                  "label": int(labels[i]), mode: values[i], "run_id": run_id, "layer": layer, "epoch": int(epoch)}
-                 for i in range(len(labels))]
+        st.plotly_chart(fig, key=chart_key, on_select=lambda k=chart_key: _on_select(k),
+                        selection_mode=("points", "box", "lasso"), config={"displaylogo": False})
+        table = [{"probe": i, "x": float(coords[i, 0]), "y": float(coords[i, 1]), "label": int(labels[i]),
+                  "prediction": None if view.prediction is None else int(view.prediction[i]),
+                  "confidence": None if view.confidence is None else float(view.confidence[i]),
+                  "distance_to_class_centre": float(view.centre_distance[i]),
+                  "run_id": run_id, "layer": layer, "epoch": int(epoch)} for i in range(n_probe)]
         b1, b2 = st.columns(2)
         base = ui.slug(f"umap-{run_id}-{layer}-e{epoch}")
         ui.download_figure(fig, base, key=f"{chart_key}-html", container=b1)
@@ -214,10 +236,33 @@ for col, run_id, side in ((col_l, run_l, "left"), (col_r, run_r, "right")):
 
 st.subheader("Selected probe image")
 if selected is None:
-    st.caption("Click a dot in either plot to see its cell image here (the same image is ringed in both plots).")
+    st.caption("Click a dot in either plot (or type a probe id above) to see its cell image here; the same image "
+               "is ringed in both plots.")
 else:
     image = store.probe_images(experiment_id)[selected]
-    k = int(labels[selected])
-    name = class_names[k] if k < len(class_names) else f"class {k}"
-    ui.show_figure(cell_image_figure(image, title=f"probe #{selected} · {name}"), f"probe-{selected}",
-                   key="probe-image")
+    name = probes.class_name(int(labels[selected]), class_names)
+    c_img, c_rows = st.columns([1, 3])
+    with c_img:
+        ui.show_figure(cell_image_figure(image, title=f"probe #{selected} · {name}"), f"probe-{selected}",
+                       key="probe-image")
+    with c_rows, st.container(key="probe-details"):
+        st.markdown(f"**Probe #{selected}** · true class **{ui.md(name)}**")
+        ui.show_table(probes.probe_rows(selected, views, class_names), f"probe-{selected}-runs",
+                      key="probe-rows")
+        st.caption("Distance to class centre: Euclidean distance from this image's representation to the mean "
+                   "representation of its true class, at this layer and epoch (the class median gives the scale).")
+
+if listed:
+    st.subheader(f"Listed by box or lasso: {len(listed)} images")
+    shown = listed[:MAX_THUMBNAILS]
+    images = store.probe_images(experiment_id)
+    grid = thumbnail_grid([images[i] for i in shown],
+                          [f"#{i} · {probes.class_name(int(labels[i]), class_names)}" for i in shown])
+    st.plotly_chart(grid, key="listed-thumbnails", width="content", config={"displaylogo": False})
+    if len(listed) > len(shown):
+        st.caption(f"Thumbnails of the first {len(shown)}; the table lists all {len(listed)}.")
+    rows = [{"probe": i, "true class": probes.class_name(int(labels[i]), class_names),
+             **{f"prediction ({label})": (None if v.prediction is None
+                                           else probes.class_name(int(v.prediction[i]), class_names))
+                for label, v in views}} for i in listed]
+    ui.show_table(rows, "listed-probes", key="listed-rows")

@@ -148,10 +148,18 @@ def test_representations_page_two_umaps_and_selection(smoke_home, warm_umap):
     assert not at.exception
     names = {t["name"] for c in charts(at)[:2] for t in json.loads(figure_json(c))["data"]}
     assert names <= {"correct", "wrong", "selected"} and names & {"correct", "wrong"}
-    # A clicked point (as the selection callback records it) shows that probe image.
-    at.session_state["probe"] = 3
-    at.run()
+    # A probe id typed in the search box (a click fills the same box) shows that image, ringed in both plots.
+    at.text_input(key="probe").input("3").run()
     assert not at.exception
+    assert any("probe #3" in figure_json(c) for c in charts(at))
+    rings = [t for c in charts(at)[:2] for t in json.loads(figure_json(c))["data"] if t["name"] == "selected"]
+    assert [t["meta"] for t in rings] == [{"probe": 3}, {"probe": 3}]
+    shown = [at.selectbox(key=k).options[at.selectbox(key=k).index] for k in ("left", "right")]
+    assert [d.value["run"].tolist() for d in at.dataframe if "distance to class centre" in d.value.columns] == [shown]
+    # A bad id names the box and what it allows, and keeps the image shown.
+    at.text_input(key="probe").input("abc").run()
+    assert not at.exception
+    assert any(e.value.startswith("Probe id: a whole number from 0 to") for e in at.error)
     assert any("probe #3" in figure_json(c) for c in charts(at))
 
 

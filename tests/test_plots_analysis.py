@@ -119,21 +119,6 @@ def test_convergence_figure_lines_bands_and_swap_marks():
         A.convergence_figure([0, 1], by_family)
 
 
-def test_umap_scatter_categories_customdata_and_highlight():
-    xy = np.array([[0, 0], [1, 1], [2, 2], [np.nan, np.nan]], dtype=float)
-    fig = A.umap_scatter(xy, ["cancer", "non-cancer", "cancer", "cancer"], color_by="class",
-                         categories=["non-cancer", "cancer"], highlight=2)
-    assert [t.name for t in fig.data] == ["non-cancer", "cancer", "selected"]
-    assert list(fig.data[1].customdata) == [0, 2]  # the NaN point is dropped
-    assert fig.data[0].marker.color != fig.data[1].marker.color
-    assert list(fig.data[2].x) == [2.0]
-    fig2 = A.umap_scatter(xy[:2], ["correct", "wrong"], color_by="correctness")
-    assert fig2.data[0].marker.color == A.CORRECTNESS_COLORS["correct"]
-    assert fig2.data[1].marker.color == A.CORRECTNESS_COLORS["wrong"]
-    with pytest.raises(ValueError, match="coords"):
-        A.umap_scatter(xy, ["a"])
-
-
 def test_layer_cka_heatmap_axes_and_cell_text():
     m = np.array([[1.0, 0.5, np.nan], [0.25, 0.75, 0.1]])
     fig = A.layer_cka_heatmap(m, ["conv1", "embedding"], ["conv1", "embedding", "logits"],
@@ -145,24 +130,6 @@ def test_layer_cka_heatmap_axes_and_cell_text():
     assert hm.zmin == pytest.approx(0.1) and hm.zmax == 1.0  # just below the smallest value
     with pytest.raises(ValueError, match="matrix"):
         A.layer_cka_heatmap(m.T, ["conv1", "embedding"], ["conv1", "embedding", "logits"])
-
-
-def test_probe_categories_class_prediction_correctness():
-    labels = np.array([0, 1, 1])
-    logits = np.array([[2.0, 1.0], [3.0, -1.0], [0.0, 5.0]])
-    names = ("non-cancer", "cancer")
-    assert A.probe_categories(labels, "class", class_names=names) == (
-        ["non-cancer", "cancer", "cancer"], ["non-cancer", "cancer"])
-    assert A.probe_categories(labels, "prediction", logits=logits, class_names=names)[0] == [
-        "non-cancer", "non-cancer", "cancer"]
-    assert A.probe_categories(labels, "correctness", logits=logits) == (
-        ["correct", "wrong", "correct"], ["correct", "wrong"])
-    with pytest.raises(ValueError, match="color_by"):
-        A.probe_categories(labels, "colour")
-    with pytest.raises(ValueError, match="logits"):
-        A.probe_categories(labels, "prediction")
-    with pytest.raises(ValueError, match="logits"):
-        A.probe_categories(labels, "prediction", logits=logits[:2])
 
 
 def test_cell_image_figure_grey_and_rgb():

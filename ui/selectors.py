@@ -19,6 +19,8 @@ RUN_PARAM = "run"
 # Session-level copies of the selections: navigation between pages drops the query string.
 _SESSION_EXPERIMENT = "_akp_selected_experiment"
 _SESSION_RUNS = "_akp_selected_runs"
+# Which page last drew each page-scoped, URL-bound widget key (see own_page_params).
+_SESSION_PARAM_PAGES = "_akp_param_pages"
 
 
 def selected_experiment(ids: Sequence[str]) -> str | None:
@@ -59,6 +61,45 @@ def set_selected_experiment(experiment_id: str | None) -> None:
         st.query_params.pop(EXPERIMENT_PARAM, None)
     elif st.query_params.get(EXPERIMENT_PARAM) != experiment_id:
         st.query_params[EXPERIMENT_PARAM] = experiment_id
+
+
+def own_page_params(page: str, keys: Iterable[str]) -> list[str]:
+    """Forget values that another page left under the same URL-bound widget keys.
+
+    Streamlit keeps a ``bind="query-params"`` widget's value under its key
+    across page switches, and the next page's widget with that key picks it up
+    and writes it to its own URL: Families' ``epoch=final`` reached
+    Representations, whose epoch slider has no "final". Call this at the top of
+    a page, before its widgets, with the keys whose meaning is the page's own.
+    A fresh session (a deep link, a reload) keeps what its URL says.
+
+    Parameters
+    ----------
+    page : str
+        The page's name (any string unique among pages).
+    keys : iterable of str
+        Widget keys (= query-parameter names) of this page that other pages use differently.
+
+    Returns
+    -------
+    list of str
+        The keys whose foreign value was dropped.
+    """
+    owners: dict[str, str] = st.session_state.setdefault(_SESSION_PARAM_PAGES, {})
+    dropped = []
+    for key in keys:
+        owner = owners.get(key)
+        if owner is not None and owner != page:
+            if key in st.session_state:
+                del st.session_state[key]
+                dropped.append(key)
+            if key in st.query_params:
+                try:
+                    del st.query_params[key]
+                except Exception:  # noqa: BLE001 - a bound parameter is managed by its widget
+                    pass
+        owners[key] = page
+    return dropped
 
 
 def experiment_label(exp: dict[str, Any]) -> str:

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from akp.plots.labels import place_labels
+
 __all__ = [
     "CATEGORY_COLORS",
     "FAMILY_COLORS",
@@ -33,9 +35,7 @@ __all__ = [
     "family_order",
     "layer_cka_heatmap",
     "model_map_figure",
-    "probe_categories",
     "run_label",
-    "umap_scatter",
 ]
 
 FAMILY_ORDER = ("happy", "unhappy", "other")
@@ -301,6 +301,8 @@ def model_map_figure(coords: Any, records: Sequence[Mapping[str, Any]], *,
     -------
     Figure
         One trace per family present, in family order; symbols distinguish conditions.
+        Seed labels sit where they overlap no other label or point
+        (:func:`akp.plots.labels.place_labels`); crowded ones are left to the hover.
 
     Raises
     ------
@@ -309,11 +311,16 @@ def model_map_figure(coords: Any, records: Sequence[Mapping[str, Any]], *,
     """
     xy = _check_coords(coords, records)
     symbols = _symbols(records)
+    labels = [f"s{r['seed']}" for r in records]
+    # Close runs would print their labels on top of each other: each label goes where it is free,
+    # or is left out (the hover still names the run).
+    positions = place_labels(xy, labels) if np.isfinite(xy).all() else ["top center"] * len(records)
     fig = go.Figure()
     for fam, idx in _family_groups(records):
         fig.add_trace(go.Scatter(
             x=xy[idx, 0], y=xy[idx, 1], mode="markers+text", name=fam,
-            text=[f"s{records[i]['seed']}" for i in idx], textposition="top center",
+            text=[labels[i] if positions[i] else "" for i in idx],
+            textposition=[positions[i] or "top center" for i in idx],
             marker={"color": FAMILY_COLORS[fam], "size": 14, "line": {"width": 1, "color": "white"},
                     "symbol": [symbols[str(records[i]["condition"])] for i in idx]},
             hovertext=[_hover(records[i]) for i in idx], hovertemplate="%{hovertext}<extra></extra>",
@@ -376,68 +383,6 @@ def convergence_figure(epochs: Sequence[int], by_family: Mapping[str, Mapping[st
     return fig
 
 
-def umap_scatter(coords: Any, values: Sequence[Any], *, color_by: str = "class",
-                 title: str = "", hover: Sequence[str] | None = None,
-                 categories: Sequence[Any] | None = None, highlight: int | None = None) -> go.Figure:
-    """Scatter of a 2-D embedding of the probe set, one trace per category.
-
-    Parameters
-    ----------
-    coords : array-like of shape (n, 2)
-        The embedding (NaN rows are dropped: points UMAP could not place).
-    values : sequence of length n
-        The category of each point (class name, predicted class, "correct"/"wrong").
-    color_by : str
-        Legend title.
-    title : str
-    hover : sequence of str, optional
-        Extra hover text per point.
-    categories : sequence, optional
-        The categories in legend order with stable colours (default: order of appearance).
-    highlight : int, optional
-        A point index drawn with a large ring (the selected probe image).
-
-    Returns
-    -------
-    Figure
-        One trace per category (named by it); every point's ``customdata`` is its
-        probe index, so a selection maps back to the probe image.
-
-    Raises
-    ------
-    ValueError
-        If the lengths differ.
-    """
-    xy = np.asarray(coords, dtype=np.float64)
-    vals = [str(v) for v in values]
-    if xy.ndim != 2 or xy.shape[1] != 2 or xy.shape[0] != len(vals):
-        raise ValueError(f"coords: must be of shape ({len(vals)}, 2), one row per value; got {xy.shape}")
-    cats = [str(c) for c in categories] if categories is not None else list(dict.fromkeys(vals))
-    for v in vals:
-        if v not in cats:
-            cats.append(v)
-    ok = np.isfinite(xy).all(axis=1)
-    fig = go.Figure()
-    for k, cat in enumerate(cats):
-        idx = [i for i, v in enumerate(vals) if v == cat and ok[i]]
-        if not idx:
-            continue
-        color = CORRECTNESS_COLORS.get(cat, CATEGORY_COLORS[k % len(CATEGORY_COLORS)])
-        text = [f"probe #{i}<br>{color_by}: {cat}" + (f"<br>{hover[i]}" if hover is not None else "") for i in idx]
-        fig.add_trace(go.Scatter(x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=cat, customdata=idx,
-                                 marker={"color": color, "size": 7, "opacity": 0.85},
-                                 text=text, hovertemplate="%{text}<extra></extra>"))
-    if highlight is not None and 0 <= highlight < len(vals) and ok[highlight]:
-        fig.add_trace(go.Scatter(x=[xy[highlight, 0]], y=[xy[highlight, 1]], mode="markers", name="selected",
-                                 marker={"size": 18, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#000"}},
-                                 hoverinfo="skip", showlegend=False))
-    fig.update_layout(title=title, template=_TEMPLATE, legend_title=color_by, dragmode="select",
-                      xaxis={"showticklabels": False, "title": "UMAP 1"},
-                      yaxis={"showticklabels": False, "title": "UMAP 2"}, height=440,
-                      margin={"l": 10, "r": 10, "t": 50, "b": 10})
-    return fig
-
-
 def layer_cka_heatmap(matrix: Any, layers_a: Sequence[str], layers_b: Sequence[str], *,
                       name_a: str = "run A", name_b: str = "run B", value_label: str = "CKA",
                       title: str = "Layer-by-layer CKA") -> go.Figure:
@@ -478,56 +423,6 @@ def layer_cka_heatmap(matrix: Any, layers_a: Sequence[str], layers_b: Sequence[s
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category")
     return fig
-
-
-def probe_categories(labels: Any, color_by: str, *, logits: Any = None,
-                     class_names: Sequence[str] = ()) -> tuple[list[str], list[str]]:
-    """Category of every probe image for :func:`umap_scatter`, and the legend order.
-
-    Parameters
-    ----------
-    labels : array-like of int, shape (n,)
-        True classes of the probe images.
-    color_by : {"class", "prediction", "correctness"}
-        What the colour shows: the true class, the predicted class (argmax of
-        ``logits``), or whether the prediction is right.
-    logits : array-like of shape (n, n_classes), optional
-        The run's ``logits`` layer on the probe set; required unless ``color_by`` is "class".
-    class_names : sequence of str
-        Name of class k at index k (classes beyond it are named by number).
-
-    Returns
-    -------
-    values : list of str
-        One category per probe image.
-    categories : list of str
-        All categories in legend order.
-
-    Raises
-    ------
-    ValueError
-        If ``color_by`` is unknown, or ``logits`` is missing or of the wrong length.
-    """
-    y = np.asarray(labels).astype(np.int64).ravel()
-    n_classes = max(len(class_names), int(y.max()) + 1 if y.size else 0)
-
-    def name(k: int) -> str:
-        return str(class_names[k]) if k < len(class_names) else f"class {k}"
-
-    if color_by == "class":
-        return [name(int(k)) for k in y], [name(k) for k in range(n_classes)]
-    if color_by not in ("prediction", "correctness"):
-        raise ValueError(f"color_by: unknown {color_by!r}; allowed: class, prediction, correctness")
-    if logits is None:
-        raise ValueError(f"logits: needed to colour by {color_by}")
-    z = np.asarray(logits, dtype=np.float64)
-    if z.ndim != 2 or z.shape[0] != y.shape[0]:
-        raise ValueError(f"logits: must be of shape ({y.shape[0]}, n_classes); got {z.shape}")
-    pred = np.argmax(z, axis=1)
-    if color_by == "prediction":
-        n_classes = max(n_classes, z.shape[1])
-        return [name(int(k)) for k in pred], [name(k) for k in range(n_classes)]
-    return ["correct" if p == t else "wrong" for p, t in zip(pred, y, strict=True)], ["correct", "wrong"]
 
 
 def cell_image_figure(image: Any, *, title: str = "") -> go.Figure:
