@@ -1,7 +1,10 @@
 """AKP Lab: the Streamlit app's entry point.
 
 ``streamlit run app.py`` builds the navigation over ``pages/``, the shared
-sidebar (the job queue) and the process-wide job manager. The store's home is
+sidebar (who is signed in, the job queue) and the process-wide job manager.
+With ``[auth]`` in ``.streamlit/secrets.toml`` every page is behind the
+sign-in screen (:func:`ui.identity.sign_in_gate`); without it the app runs in
+single-user local mode. The store's home is
 ``$AKP_HOME`` or ``./akp-data``. The pages' helpers are the ``ui`` package
 beside this file (Streamlit puts this folder on ``sys.path``).
 """
@@ -39,6 +42,8 @@ QUEUE_POLL_SECONDS = 2.0
 
 st.set_page_config(page_title="AKP Lab", page_icon=":material/family_restroom:", layout="wide",
                    initial_sidebar_state="expanded")
+if not ui.identity.sign_in_gate():  # the sign-in screen; nothing below (pages, sidebar, manager) runs
+    st.stop()
 
 
 @st.cache_resource(show_spinner=False)
@@ -57,8 +62,9 @@ def build_navigation() -> st.navigation:
 
 
 def sidebar() -> None:
-    """The shared sidebar: the job queue (refreshed while runs are active) and where runs are stored."""
+    """The shared sidebar: who is signed in, the job queue (refreshed while runs are active), the store."""
     with st.sidebar:
+        ui.identity.sidebar_identity()
         queue_panel()
         if ui.get_manager() is None:
             st.caption("Job manager unavailable: the app is read-only.")

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from akp import runner
-from akp.access import admins_from_env, check_can_manage, check_user
+from akp.access import admins_from_env, check_user
 from akp.datasets import SYNTHETIC, DatasetError, dataset_card, is_dataset_id
 from akp.executors import Executor, make_executor, resolve_settings, worker_threads  # noqa: F401 - re-exported
 from akp.experiment import ExperimentSpec
@@ -272,7 +272,7 @@ class JobManager:
             try:
                 self._queue(experiment_id, user, (QUEUED,), reset=False, note=PREPARING)
             except BaseException as exc:  # a race with submit/resume, or a store failure: undo the rows
-                self.store.delete_experiment(experiment_id)
+                self.store.delete_experiment(experiment_id, force=True)  # its runs are queued: undo them too
                 if isinstance(exc, QueueFullError):
                     raise _refused("queue", "max_queued", f"{exc}") from None
                 if isinstance(exc, QuotaError):
@@ -425,7 +425,7 @@ class JobManager:
             If there is no such experiment.
         """
         if user is not None:
-            check_can_manage(self.store.experiment(experiment_id), user, self.admins, action="resume")
+            self.store.check_access(experiment_id, user, admins=self.admins, action="resume")
         return self._queue(experiment_id, owner, (QUEUED, *RESUMABLE_STATES), reset=True)
 
     def _queue(self, experiment_id: str, owner: str | None, states: tuple[str, ...], *, reset: bool,
@@ -568,8 +568,11 @@ class JobManager:
             If the id is neither a run nor an experiment in the store.
         """
         target = run_or_experiment_id
-        if user is not None:
-            self._check_access(target, user, "cancel")
+        if user is not None:  # before anything changes
+            try:
+                self.store.check_access(target, user, admins=self.admins, action="cancel")
+            except StoreError:
+                raise JobError(f"run_or_experiment_id: no run or experiment {target!r}") from None
         affected: list[str] = []
         writes: list[tuple[str, str, str | None]] = []
         with self._cond:
@@ -611,22 +614,6 @@ class JobManager:
             with self._cond:
                 self._cond.notify_all()
         return affected
-
-    def _check_access(self, run_or_experiment_id: str, user: str, action: str) -> None:
-        """Raise AccessError unless ``user`` may act on the experiment of this run or experiment id."""
-        with self._cond:
-            job = self._jobs.get(run_or_experiment_id)
-            experiment_id = job.experiment_id if job is not None else None
-        try:
-            if experiment_id is None:
-                try:
-                    experiment_id = self.store.run(run_or_experiment_id)["experiment_id"]
-                except StoreError:
-                    experiment_id = run_or_experiment_id
-            record = self.store.experiment(experiment_id)
-        except StoreError:
-            raise JobError(f"run_or_experiment_id: no run or experiment {run_or_experiment_id!r}") from None
-        check_can_manage(record, user, self.admins, action=action)
 
     def _dequeue(self, job: Job) -> None:
         for task in self._tasks:

@@ -1,5 +1,8 @@
 """Runs: live progress of an experiment's runs, training and test curves with swap events, cancel and resume.
 
+Its owner (or an admin) may also rename, annotate, tag and delete it here (:mod:`ui.manage`);
+cancel and resume act as the current user, and the library refuses anyone else.
+
 Everything shown comes from the store and the process-wide job manager, so a
 reload or a second tab shows the same runs. While anything is queued or
 running, a fragment polls once a second; figures are rebuilt only when a run's
@@ -15,6 +18,7 @@ import streamlit as st
 
 import ui
 from akp.design import run_progress
+from akp.errors import AccessError
 from akp.plots.training import final_accuracy_figure, metrics_table, training_curves
 from akp.runs import ACTIVE_STATES, CANCELLED, DIVERGED, DONE, FAILED, INTERRUPTED, QUEUED, RESUMABLE_STATES, RUNNING
 
@@ -40,6 +44,8 @@ if spec is None:
 st.caption(f"{ui.md(spec.name)}: {len(spec.conditions)} conditions × {len(spec.seeds)} seeds × {spec.epochs} epochs, "
            f"dataset {ui.md(spec.dataset)}, model width {spec.model.width} depth {spec.model.depth}, "
            f"{spec.optimizer} lr {spec.lr:g}.")
+with ui.guard("Manage experiment", expected=(ValueError, AccessError)):
+    ui.manage_experiment(store, experiment_id)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -72,18 +78,21 @@ def actions(runs: list[dict[str, Any]], snaps: list[dict[str, Any]]) -> None:
     resumable = [r for r in runs if r["state"] in RESUMABLE_STATES]
     # Queued in the store but held by no manager (created elsewhere, never submitted): resume queues them.
     never_submitted = any(s.get("state") == QUEUED and not s.get("managed", True) for s in snaps)
+    # Only its owner or an admin may act (the library refuses the others too); the help says who owns it.
+    allowed, why = ui.can_manage(store.experiment(experiment_id))
+    why = ui.md(why) if why else None  # a tooltip is Markdown; the owner's name is user text
     c1 = c2 = c3 = st.container(horizontal=True)
     if c1.button(f"Cancel {len(active)} active", key="runs-cancel", icon=":material/stop:",
-                 disabled=manager is None or not active):
-        with ui.guard("Cancel"):
-            cancelled = manager.cancel(experiment_id)
+                 disabled=manager is None or not active or not allowed, help=why):
+        with ui.guard("Cancel", expected=(ValueError, PermissionError)):
+            cancelled = manager.cancel(experiment_id, user=ui.current_user())
             st.toast(f"Cancelled {len(cancelled)} runs")
             st.rerun(scope="app")
     label = f"Resume {len(resumable)}" if resumable else "Resume"
     if c2.button(label, key="runs-resume", icon=":material/replay:",
-                 disabled=manager is None or not (resumable or never_submitted)):
-        with ui.guard("Resume", prefix="Cannot resume: "):  # on an error, no rerun: the message stays
-            queued = manager.resume(experiment_id)
+                 disabled=manager is None or not (resumable or never_submitted) or not allowed, help=why):
+        with ui.guard("Resume", prefix="Cannot resume: ", expected=(ValueError, PermissionError)):
+            queued = manager.resume(experiment_id, user=ui.current_user())
             st.toast(f"Queued {len(queued)} runs again")
             st.rerun(scope="app")
     ui.download_json(spec, f"spec-{ui.slug(spec.name)}", label="Spec (JSON)",
