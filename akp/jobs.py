@@ -765,7 +765,8 @@ class JobManager:
 
         One task per experiment builds the data while the others of that experiment
         wait (a lock per experiment). The thread executor builds it here and keeps it
-        in this process's cache for its runs; other executors' workers build it with
+        in this process's cache for its runs, as does ``ray`` (its driver loads the
+        dataset and ships it with the probe set); ``process`` workers build it with
         their first run (:func:`akp.runner.ensure_probe`), so the server never holds
         a copy. If it cannot be built, every waiting run of the experiment becomes
         ``failed`` with the reason.
@@ -785,7 +786,7 @@ class JobManager:
                 return  # another task could not build it while this one waited
             if not pending:
                 pass  # another task built it while this one waited
-            elif self.executor.name == "thread":
+            elif self.executor.name != "process":  # thread: runs here; ray: the driver ships data and probe
                 try:
                     runner.prepare_data(self.store, eid, keep=True)
                 except Exception as exc:  # noqa: BLE001 - bad data, out of memory or disk: fail the runs, say why
