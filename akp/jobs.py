@@ -336,8 +336,10 @@ class JobManager:
         active: dict[str | None, int] = {}  # queued or running runs per owner that are not being repaired
         for r in self.store.runs_in_state(QUEUED, RUNNING):
             if r["run_id"] not in old_ids:
-                owner = owners.get(r["experiment_id"], self.store.experiment(r["experiment_id"])["owner"])
-                active[owner] = active.get(owner, 0) + 1
+                eid = r["experiment_id"]
+                if eid not in owners:
+                    owners[eid] = self.store.experiment(eid)["owner"]
+                active[owners[eid]] = active.get(owners[eid], 0) + 1
         with self._cond:
             room = self.max_queued - sum(1 for j in self._jobs.values() if j.state == QUEUED)
         queued: list[str] = []
@@ -763,8 +765,9 @@ class JobManager:
         """Train the task, building its experiment's data first if launch left that for later.
 
         One task per experiment builds the data while the others of that experiment
-        wait (a lock per experiment). The thread and ray executors build it here (ray's
-        driver puts it in the object store; its tasks never write the store); process workers build it with
+        wait (a lock per experiment). The thread executor builds it here and keeps it
+        in this process's cache for its runs, as does ``ray`` (its driver loads the
+        dataset and ships it with the probe set); ``process`` workers build it with
         their first run (:func:`akp.runner.ensure_probe`), so the server never holds
         a copy. If it cannot be built, every waiting run of the experiment becomes
         ``failed`` with the reason.
@@ -784,7 +787,7 @@ class JobManager:
                 return  # another task could not build it while this one waited
             if not pending:
                 pass  # another task built it while this one waited
-            elif self.executor.name in ("thread", "ray"):  # ray: the driver ships the data; tasks never write the store
+            elif self.executor.name != "process":  # thread: runs here; ray: the driver ships data and probe
                 try:
                     runner.prepare_data(self.store, eid, keep=True)
                 except Exception as exc:  # noqa: BLE001 - bad data, out of memory or disk: fail the runs, say why

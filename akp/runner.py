@@ -81,7 +81,8 @@ def ensure_probe(store: RunStore, experiment_id: str, spec: ExperimentSpec, data
     -------
     ndarray of float32, shape (probe_size, C, H, W)
     """
-    if not store.has_probe(experiment_id):
+    has_probe = getattr(store, "has_probe", None)  # a store that ships its probe set (Ray's) always has it
+    if has_probe is not None and not has_probe(experiment_id):
         idx = experiment_probe(spec, data)
         store.save_probe(experiment_id, data.x_test[idx], data.y_test[idx])
     return store.probe_images(experiment_id)

@@ -40,7 +40,7 @@ def existing(store: RunStore, owner: str, spec=None) -> str:
     ("quota.disk", {"max_disk_mb_per_user": 1}, 1,
      "quota.disk (AKP_MAX_DISK_MB_PER_USER): alice's experiments use 3 MB of at most 1 MB"),
     ("memory.dataset", {"max_memory_mb": 1}, 0,
-     "memory.dataset (AKP_MAX_MEMORY_MB): building its dataset needs about 4 MB of at most 1 MB, 3 MB over"),
+     "memory.dataset (AKP_MAX_MEMORY_MB): building its dataset needs about 5 MB of at most 1 MB, 4 MB over"),
     ("memory.run", {"max_memory_mb": 20}, 0,
      "memory.run (AKP_MAX_MEMORY_MB): training one run needs about"),
 ])
@@ -187,7 +187,7 @@ def test_defaults_launch_the_presets(store):
     with JobManager(store, cache_projections=False, limits=limits) as jm, pytest.raises(LaunchRefused) as err:
         jm.launch(huge, user="local")
     assert err.value.field == "memory.dataset"
-    assert "building its dataset needs about 12,596 MB of at most 2,048 MB, 10,548 MB over" in str(err.value)
+    assert "building its dataset needs about 12,600 MB of at most 2,048 MB, 10,552 MB over" in str(err.value)
     assert store.experiments() == []
 
 
