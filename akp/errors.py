@@ -88,3 +88,15 @@ class AccessError(PermissionError):
 
     def __str__(self) -> str:  # OSError's str() would show the args tuple
         return self.args[0]
+
+
+class JobError(ValueError):
+    """(:mod:`akp.jobs`) A job request was refused; the message names the limit or field."""
+
+
+class QueueFullError(JobError):
+    """Submitting would put more runs in the queue than ``max_queued`` allows (nothing was queued)."""
+
+
+class QuotaError(JobError):
+    """Submitting would give an owner more queued and running runs than ``max_per_owner`` (nothing was queued)."""
