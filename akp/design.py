@@ -530,7 +530,8 @@ def run_progress(runs: Sequence[Mapping[str, Any]], snapshots: Sequence[Mapping[
     -------
     list of dict
         Per run: run_id, condition, seed, state, progress (0..1), epochs_done (int), epochs (int,
-        the budget), queue_position, test_acc, train_acc, gap, error (first line), seconds_per_epoch
+        the budget), queue_position, test_acc, train_acc, gap, error (first line), note (what a queued run
+        waits for, e.g. ``"preparing data"``), seconds_per_epoch
         (measured, from the snapshot; None if unknown), eta_seconds (remaining, for active runs; else None).
     """
     live = {s["run_id"]: s for s in snapshots}
@@ -556,6 +557,7 @@ def run_progress(runs: Sequence[Mapping[str, Any]], snapshots: Sequence[Mapping[
             "queue_position": qpos if state == QUEUED else None,
             "test_acc": run.get("test_acc"), "train_acc": run.get("train_acc"), "gap": run.get("gap"),
             "error": error[0] if error else "",
+            "note": (snap.get("note") or "") if state == QUEUED else "",  # e.g. "preparing data"
             "seconds_per_epoch": snap.get("seconds_per_epoch"),
             "eta_seconds": snap.get("eta_seconds") if state in ACTIVE_STATES else None,
         })

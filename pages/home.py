@@ -10,6 +10,7 @@ import ui
 from akp.experiment import load_preset
 from akp.runs import CANCELLED, DIVERGED, DONE, FAILED, FINISHED_STATES, INTERRUPTED, QUEUED, RUNNING
 
+TEACHING = load_preset("teaching")  # the numbers in the welcome text come from the preset itself
 STATE_ORDER = (QUEUED, RUNNING, DONE, DIVERGED, FAILED, CANCELLED, INTERRUPTED)  # the table's columns
 
 st.title("AKP Lab")
@@ -27,20 +28,17 @@ with st.container(horizontal=True):
 
 
 def launch_preset(name: str) -> str | None:
-    """Create the preset's experiment and queue its runs; report problems, never raise."""
-    store, manager = ui.get_store(), ui.get_manager()
-    experiment_id = None
-    with ui.guard("Creating the experiment", prefix=f"Could not create the {name} experiment: "):
-        experiment_id = store.create_experiment(load_preset(name), owner=ui.current_user())
-    if experiment_id is None:
-        return None
+    """Launch the preset's experiment (limits checked first; the data is built by a worker); never raise."""
+    manager = ui.get_manager()
     if manager is None:
-        st.warning("The experiment was created, but no job manager is available to train it.")
-        return experiment_id
-    # Queue full or quota: the runs stay queued in the store, and the message says which limit.
-    with ui.guard("Queueing the runs", prefix="The runs were created but not queued: "):
-        manager.submit(experiment_id)
-    ui.set_selected_experiment(experiment_id)
+        st.warning("No job manager is available to train it: nothing was created.")
+        return None
+    experiment_id = None
+    with ui.guard("Launching the experiment", prefix=f"Could not launch the {name} experiment: "):
+        # A refused launch (a quota, the queue, memory) writes nothing; the message names the limit.
+        experiment_id = manager.launch(load_preset(name), user=ui.current_user())
+    if experiment_id is not None:
+        ui.set_selected_experiment(experiment_id)
     return experiment_id
 
 
@@ -50,7 +48,8 @@ experiments = store.experiments()
 if not experiments:
     st.subheader("Get started")
     st.markdown(
-        "The store is empty. The **teaching** preset trains 3 swap schedules × 6 seeds of a small CNN on "
+        f"The store is empty. The **teaching** preset trains {len(TEACHING.conditions)} swap schedules × "
+        f"{len(TEACHING.seeds)} seeds of a small CNN on "
         "synthetic cancer/non-cancer cell images (a few minutes on a laptop CPU). Or design your own on "
         "**Design**, and read **Learn** for the ideas behind it."
     )

@@ -153,13 +153,14 @@ def live() -> None:
                                                                           strict=True)])
     st.dataframe(
         shown, hide_index=True, key="runs-table",
-        column_order=["condition", "seed", "state", "progress", "epoch", "queue_position", "seconds_per_epoch",
+        column_order=["condition", "seed", "state", "progress", "epoch", "queue_position", "note", "seconds_per_epoch",
                       "eta_seconds", "test_acc", "train_acc", "gap", "error"],
         column_config={
             "epoch": st.column_config.TextColumn("epoch", help="Finished epochs of the budget"),
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
                                                         format="percent"),
             "queue_position": st.column_config.NumberColumn("queue pos.", help="Runs ahead of it (0 = next)"),
+            "note": st.column_config.TextColumn("waiting for", help="What a queued run waits for besides a worker"),
             "seconds_per_epoch": st.column_config.NumberColumn("s/epoch", format="%.1f",
                                                                help="Measured wall time per epoch"),
             "eta_seconds": st.column_config.NumberColumn("s left", format="%.0f",

@@ -89,6 +89,17 @@ def test_home_start_button_creates_and_queues_the_preset(empty_home: Path) -> No
         r["run_id"] for r in RunStore(empty_home).runs(exps[0]["id"])}
 
 
+def test_home_start_button_over_the_run_quota_says_so_and_creates_nothing(empty_home: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AKP_MAX_RUNS_PER_USER", "3")  # the smoke preset has 4 runs
+    at = app()
+    at.button(key="home-start-smoke").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    message = " ".join(e.value for e in at.error)
+    assert "quota.runs" in message and "1 over" in message, message
+    assert RunStore(empty_home).experiments() == []
+
+
 def test_home_lists_experiments_with_states(filled_home: Path) -> None:
     at = app()
     frame = at.dataframe[0].value

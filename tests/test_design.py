@@ -244,9 +244,12 @@ def test_run_progress_merges_store_and_live() -> None:
     ]
     snaps = [
         {"run_id": "b", "state": "running", "epoch": 1, "batch": 5, "n_batches": 10, "queue_position": None},
-        {"run_id": "c", "state": "queued", "epoch": 0, "batch": 0, "n_batches": 0, "queue_position": 0},
+        {"run_id": "c", "state": "queued", "epoch": 0, "batch": 0, "n_batches": 0, "queue_position": 0,
+         "note": "preparing data"},
     ]
     rows = {r["run_id"]: r for r in run_progress(runs, snaps, epochs=4)}
+    # What a queued run waits for reaches the table; other states have no note.
+    assert (rows["c"]["note"], rows["b"]["note"], rows["a"]["note"]) == ("preparing data", "", "")
     assert rows["a"]["progress"] == 1.0 and (rows["a"]["epochs_done"], rows["a"]["epochs"]) == (4, 4)
     assert (rows["b"]["epochs_done"], rows["b"]["epochs"]) == (1, 4)
     assert "epoch" not in rows["a"]
