@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # App tests see a page's unexpected errors as exceptions (ui.guard shows them as one line otherwise).
 os.environ.setdefault("AKP_RAISE_ERRORS", "1")
-# No background run-time calibration in app tests (tests/test_calibration.py turns it on where it is tested).
+# No background run-time calibration in app tests (tests/test_timing_calibration.py turns it on where it is tested).
 os.environ.setdefault("AKP_CALIBRATE", "0")
 
 
