@@ -37,7 +37,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
     """A provider and an app server with sign-in over an empty store; yields (app URL, store home)."""
     tmp = tmp_path_factory.mktemp("signin")
     home = tmp / "store"
-    with oidc_provider(tmp) as issuer, app_server(tmp, issuer, home) as url:
+    with oidc_provider(tmp) as issuer, app_server(tmp, issuer, home) as (url, _):
         yield url, home
 
 
