@@ -1,4 +1,9 @@
-"""Command line: ``python -m akp experiment|list|show|verdict``, over the same run store as the app."""
+"""Command line: ``python -m akp experiment|list|show|verdict|rename|note|tag|delete``, over the app's run store.
+
+The commands that change an experiment (rename, note, tag, delete) act as
+``--user`` (default ``$AKP_USER`` or ``local``) and follow the owner rules of
+:mod:`akp.access`: only the owner or an admin (``$AKP_ADMINS``) may.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +14,10 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
+from akp.access import LOCAL_USER, admins_from_env, check_can_manage, check_user
+from akp.annotations import check_tags
 from akp.datasets import SYNTHETIC_OPTIONS, DatasetError
+from akp.errors import AccessError, AKPError
 from akp.experiment import ExperimentError, load_spec, preset_names
 from akp.runs import ACTIVE_STATES, FAILED, RUNNING
 from akp.schedule import ScheduleError
@@ -75,7 +83,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                 or k == "size"}
     spec = spec.with_overrides(seeds=args.seeds, epochs=args.epochs)
     store = RunStore(args.home)
-    experiment_id = store.create_experiment(spec)
+    experiment_id = store.create_experiment(spec, owner=_user(args))
     print(f"experiment {experiment_id}: {spec.name}, {len(spec.conditions)} conditions x "
           f"{len(spec.seeds)} seeds x {spec.epochs} epochs, store {store.home}", flush=True)
     _run_all(store, experiment_id, quiet=args.quiet)
@@ -161,12 +169,76 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     store = RunStore(args.home)
-    rows = [[e["id"], e["name"], time.strftime("%Y-%m-%d %H:%M", time.localtime(e["created"])), e["n_runs"],
-             ", ".join(f"{k} {v}" for k, v in sorted(e["states"].items()))] for e in store.experiments()]
+    rows = [[e["id"], e["name"], e["owner"], time.strftime("%Y-%m-%d %H:%M", time.localtime(e["created"])),
+             e["n_runs"], ", ".join(f"{k} {v}" for k, v in sorted(e["states"].items())),
+             ", ".join(e["tags"]) or "-"] for e in store.experiments()]
     if not rows:
         print(f"no experiments in {store.home}; try: python -m akp experiment smoke")
         return 0
-    print(_table(rows, ["id", "name", "created", "runs", "states"]))
+    print(_table(rows, ["id", "name", "owner", "created", "runs", "states", "tags"]))
+    return 0
+
+
+def _user(args: argparse.Namespace) -> str:
+    """Who the command acts as: ``--user``, else ``$AKP_USER``, else ``local``."""
+    return check_user(getattr(args, "user", None) or os.environ.get("AKP_USER") or LOCAL_USER, "--user")
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    """``akp rename ID NAME``: give an experiment a new name."""
+    store = RunStore(args.home)
+    name = store.rename_experiment(args.experiment_id, args.name, user=_user(args))
+    print(f"experiment {args.experiment_id}: renamed to {name}")
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    """``akp note ID TEXT`` (or ``--clear``): replace an experiment's notes."""
+    if (args.text is None) == (not args.clear):
+        raise AKPError.at("text", "give the notes as TEXT, or --clear to remove them (not both)")
+    store = RunStore(args.home)
+    text = store.set_notes(args.experiment_id, "" if args.clear else args.text, user=_user(args))
+    print(f"experiment {args.experiment_id}: " + (f"notes set ({len(text)} characters)" if text else "notes cleared"))
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    """``akp tag ID TAG... [--remove]``: add tags to an experiment (or remove them)."""
+    store = RunStore(args.home)
+    given = check_tags(args.tags)  # bad tags are named before anything is read or written
+    have = store.experiment(args.experiment_id)["tags"]
+    tags = [t for t in have if t not in given] if args.remove else have + [t for t in given if t not in have]
+    tags = store.set_tags(args.experiment_id, tags, user=_user(args))
+    print(f"experiment {args.experiment_id}: tags {', '.join(tags) or '(none)'}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """``akp delete ID [--yes]``: delete an experiment, its runs and files, after asking (unless --yes)."""
+    store = RunStore(args.home)
+    user = _user(args)
+    record = store.experiment(args.experiment_id)
+    # Refusals first, so nobody is asked to confirm what would then be refused.
+    check_can_manage(record, user, admins_from_env(), action="delete")
+    runs = store.runs(args.experiment_id)
+    active = sum(1 for r in runs if r["state"] in ACTIVE_STATES)
+    if active:
+        raise StoreError.at("experiment_id", f"experiment {args.experiment_id} has {active} queued or running "
+                                             "runs; cancel them first, then delete it (nothing was deleted)")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise AKPError.at("--yes", "not asking on a non-interactive input; pass --yes to delete "
+                                       f"experiment {args.experiment_id} (nothing was deleted)")
+        try:
+            answer = input(f"Delete experiment {args.experiment_id} ({record['name']}, {len(runs)} runs, owner "
+                           f"{record['owner']}) and all its files? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not deleted")
+            return 1
+    store.delete_experiment(args.experiment_id, user=user)
+    print(f"experiment {args.experiment_id}: deleted ({len(runs)} runs)")
     return 0
 
 
@@ -275,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="number of seeds (overrides the spec: seeds 0..N-1)")
     p.add_argument("--epochs", type=int, help="training budget in epochs (overrides the spec)")
     p.add_argument("--dataset", help="image folder, MedMNIST .npz or registered dataset id (overrides the spec)")
+    p.add_argument("--user", help="record this user as the owner (default: $AKP_USER or local)")
     p.add_argument("--home", help=home_help)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_experiment)
@@ -315,6 +388,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=cmd_convergence)
 
+    user_help = "act as this user (default: $AKP_USER or local); only the owner or an admin may change it"
+    p = sub.add_parser("rename", help="give an experiment a new name (owner or admin)")
+    p.add_argument("experiment_id")
+    p.add_argument("name")
+    p.add_argument("--user", help=user_help)
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=cmd_rename)
+
+    p = sub.add_parser("note", help="replace an experiment's notes (owner or admin)")
+    p.add_argument("experiment_id")
+    p.add_argument("text", nargs="?", help="the notes (free text)")
+    p.add_argument("--clear", action="store_true", help="remove the notes")
+    p.add_argument("--user", help=user_help)
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=cmd_note)
+
+    p = sub.add_parser("tag", help="add tags to an experiment, or remove them (owner or admin)")
+    p.add_argument("experiment_id")
+    p.add_argument("tags", nargs="+", metavar="TAG")
+    p.add_argument("--remove", action="store_true", help="remove these tags instead of adding them")
+    p.add_argument("--user", help=user_help)
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("delete", help="delete an experiment with its runs and files (owner or admin)")
+    p.add_argument("experiment_id")
+    p.add_argument("--yes", action="store_true", help="do not ask (required when the input is not a terminal)")
+    p.add_argument("--user", help=user_help)
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=cmd_delete)
+
     p = sub.add_parser("show", help="show one experiment's runs")
     p.add_argument("experiment_id")
     p.add_argument("--home", help=home_help)
@@ -328,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ExperimentError, ScheduleError, StoreError, DatasetError, ValueError) as exc:
+    except (ExperimentError, ScheduleError, StoreError, DatasetError, ValueError, AccessError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except RecursionError:

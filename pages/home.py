@@ -68,7 +68,7 @@ st.subheader("Experiments")
 rows = []
 for exp in experiments:
     states = exp["states"] or {}
-    row = {"id": exp["id"], "name": exp["name"],
+    row = {"id": exp["id"], "name": exp["name"], "owner": exp["owner"], "tags": ", ".join(exp["tags"]),
            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(exp["created"])), "runs": exp["n_runs"]}
     for state in STATE_ORDER:
         row[state] = int(states.get(state, 0))
@@ -77,7 +77,7 @@ for exp in experiments:
     rows.append(row)
 frame = pd.DataFrame(rows)
 # Only show state columns that occur somewhere: most stores never see "interrupted".
-shown = ["name", "id", "created", "runs", "progress"] + [s for s in STATE_ORDER if frame[s].any()]
+shown = ["name", "id", "owner", "tags", "created", "runs", "progress"] + [s for s in STATE_ORDER if frame[s].any()]
 event = st.dataframe(
     frame, hide_index=True, column_order=shown, on_select="rerun", selection_mode="single-row",
     key="home-experiments",

@@ -1,5 +1,8 @@
 """Runs: live progress of an experiment's runs, training and test curves with swap events, cancel and resume.
 
+Its owner (or an admin) may also rename, annotate, tag and delete it here (:mod:`ui.manage`);
+cancel and resume act as the current user, and the library refuses anyone else.
+
 Everything shown comes from the store and the process-wide job manager, so a
 reload or a second tab shows the same runs. While anything is queued or
 running, a fragment polls once a second; figures are rebuilt only when a run's
@@ -15,6 +18,7 @@ import streamlit as st
 
 import ui
 from akp.design import run_progress
+from akp.errors import AccessError
 from akp.plots.training import final_accuracy_figure, metrics_table, training_curves
 from akp.runs import ACTIVE_STATES, CANCELLED, DIVERGED, DONE, FAILED, INTERRUPTED, QUEUED, RESUMABLE_STATES, RUNNING
 
@@ -40,6 +44,8 @@ if spec is None:
 st.caption(f"{ui.md(spec.name)}: {len(spec.conditions)} conditions × {len(spec.seeds)} seeds × {spec.epochs} epochs, "
            f"dataset {ui.md(spec.dataset)}, model width {spec.model.width} depth {spec.model.depth}, "
            f"{spec.optimizer} lr {spec.lr:g}.")
+with ui.guard("Manage experiment", expected=(ValueError, AccessError)):
+    ui.manage_experiment(store, experiment_id)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

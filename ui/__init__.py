@@ -13,6 +13,7 @@ Modules, by concept:
 - :mod:`ui.shell`: pages always run inside app.py's navigation
 - :mod:`ui.identity`: who is signed in (:func:`current_user`, :func:`is_admin`, :func:`can_manage`);
   the sign-in screen and the sidebar's identity lines; local mode without ``[auth]``
+- :mod:`ui.manage`: :func:`manage_experiment`, the Runs page's owner, rename, notes, tags and delete section
 - :mod:`ui.text`: :func:`md`, user text made safe for Markdown (:func:`plain` reads it back)
 - :mod:`ui.errors`: :func:`guard`, :func:`show_error`, :func:`error_text`: the field and rule of an
   input error; one line and an error id (traceback in the server log) for anything else
@@ -29,6 +30,7 @@ from ui.downloads import download_csv, download_figure, download_json, figure_ht
 from ui.errors import error_text, guard, log_unexpected, report_unexpected, show_error, unexpected_text
 from ui.identity import can_manage, current_user, is_admin
 from ui.jobs import any_active, finished_runs, job_counts, live_status
+from ui.manage import manage_experiment
 from ui.selectors import (
     EXPERIMENT_PARAM,
     RUN_PARAM,
@@ -56,5 +58,6 @@ __all__ = [
     "selected_experiment", "selected_runs", "set_selected_experiment", "set_selected_runs", "show_error",
     "show_figure", "show_table", "shutdown_managers", "slug", "text_kwargs", "unexpected_text",
 ]
+__all__ += ["manage_experiment"]  # ui.manage
 
 leave_pages_directory_mode()
