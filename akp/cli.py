@@ -83,10 +83,18 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                 or k == "size"}
     spec = spec.with_overrides(seeds=args.seeds, epochs=args.epochs)
     store = RunStore(args.home)
-    experiment_id = store.create_experiment(spec, owner=_user(args))
+    from akp.jobs import JobManager
+
+    # No repair here: this process trains its own experiment and exits; the app's manager repairs old runs.
+    manager = JobManager(store, max_workers=1, max_queued=100_000, cache_projections=False, repair=False)
+    try:  # quotas, queue cap and memory are checked before anything is written; refused: one line, exit 2
+        experiment_id = manager.launch(spec, user=_user(args))
+    except BaseException:
+        manager.shutdown(wait=False)
+        raise
     print(f"experiment {experiment_id}: {spec.name}, {len(spec.conditions)} conditions x "
           f"{len(spec.seeds)} seeds x {spec.epochs} epochs, store {store.home}", flush=True)
-    _run_all(store, experiment_id, quiet=args.quiet)
+    _run_all(store, experiment_id, quiet=args.quiet, manager=manager)
     print(summary_table(store, experiment_id))
     failed = [r for r in store.runs(experiment_id) if r["state"] == FAILED]
     for r in failed:
@@ -94,14 +102,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _run_all(store: RunStore, experiment_id: str, *, quiet: bool) -> None:
-    from akp.jobs import JobManager
-
+def _run_all(store: RunStore, experiment_id: str, *, quiet: bool, manager) -> None:
+    """Watch the launched experiment's runs train in ``manager`` (a progress bar), then shut it down."""
     runs = store.runs(experiment_id)
     bar = None if quiet else ProgressBar(len(runs))
-    manager = JobManager(store, max_workers=1, cache_projections=False)
     try:
-        manager.submit(experiment_id)
         while not manager.wait(experiment_id, timeout=0.25):
             if bar is not None:
                 snaps = manager.status(experiment_id)
@@ -131,7 +136,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     store = RunStore(args.home)
     spec = store.spec(args.experiment_id)
     # Made before reading the runs: it marks those a dead process left running as interrupted.
-    manager = JobManager(store, max_workers=args.workers, executor=args.executor, cache_projections=False)
+    manager = JobManager(store, max_workers=args.workers, executor=args.executor, cache_projections=False,
+                         repair=False)  # trains this experiment only; the app's manager repairs old runs
     try:
         todo = [r for r in store.runs(args.experiment_id) if r["state"] in (*RESUMABLE_STATES, "queued")]
         if not todo:

@@ -36,6 +36,8 @@ class JobSnapshot(RunRecord):
         Trained with the other seeds of its condition as one vectorized group.
     managed : bool
         Known to the manager (False: read from the store).
+    note : str or None
+        What a queued run waits for besides a worker, e.g. ``"preparing data"``.
     """
 
     epoch: int
@@ -47,6 +49,7 @@ class JobSnapshot(RunRecord):
     owner: str | None
     vectorized: bool
     managed: bool
+    note: str | None
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Job:
     metrics: dict | None = None
     error: str | None = None
     stop_reason: str | None = None  # "cancel" or "shutdown" once asked to stop
+    note: str | None = None  # e.g. "preparing data": its experiment's dataset is not built yet
     outcome: dict = field(default_factory=dict)  # majority_rate, pred_classes once the store has the result
 
 
@@ -95,6 +99,7 @@ def job_snapshot(job: Job, position: int | None) -> JobSnapshot:
         "epoch": job.epoch, "epochs": job.epochs, "batch": job.batch, "n_batches": job.n_batches,
         "metrics": metrics, "queue_position": position if job.state == QUEUED else None,
         "owner": job.owner, "vectorized": job.vectorized, "managed": True,
+        "note": job.note if job.state == QUEUED else None,
     }
 
 
@@ -106,5 +111,5 @@ def store_snapshot(store: RunStore, run: RunRecord, epochs: int) -> JobSnapshot:
         **run, "epochs_done": done,
         "epoch": max(0, done - 1), "epochs": epochs, "batch": 0, "n_batches": 0,
         "metrics": metrics[-1] if metrics else None, "queue_position": None,
-        "owner": None, "vectorized": False, "managed": False,
+        "owner": None, "vectorized": False, "managed": False, "note": None,
     }

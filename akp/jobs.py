@@ -23,6 +23,13 @@ after it is released, so :meth:`JobManager.status` never waits on a slow disk.
 Nothing is lost across processes: each manager keeps a holder file of the runs
 it took (:mod:`akp.holders`); a new manager marks ``interrupted`` the runs that
 a stopped process left behind, and :meth:`JobManager.resume` queues them again.
+
+Launching (:meth:`JobManager.launch`) checks the queue cap, the user's quotas and
+the estimated peak memory (:mod:`akp.quotas`, :mod:`akp.memory`) before it writes
+anything, then records the experiment and queues its runs at once; the dataset
+and probe set are built by a worker before the first run trains (the runs show
+the note ``"preparing data"`` until then). Runs an older version left ``queued``
+with no manager are repaired when a manager starts (:meth:`JobManager.repair`).
 """
 from __future__ import annotations
 
@@ -33,10 +40,14 @@ from collections import deque
 
 import torch
 
-from akp.access import admins_from_env, check_can_manage
+from akp import runner
+from akp.access import admins_from_env, check_can_manage, check_user
 from akp.executors import Executor, make_executor, resolve_settings, worker_threads  # noqa: F401 - re-exported
+from akp.experiment import ExperimentSpec
 from akp.holders import Holder, recover_orphans
 from akp.job_state import Job, JobSnapshot, Task, job_snapshot, store_snapshot
+from akp.memory import footprint
+from akp.quotas import MB, LaunchLimits, LaunchRefused, resolve_limits
 from akp.runs import (
     ACTIVE_STATES,
     CANCELLED,
@@ -56,6 +67,7 @@ from akp.vectorized import use_vectorized
 log = logging.getLogger(__name__)
 
 _SHUTDOWN_ERROR = "interrupted: the job manager shut down"
+PREPARING = "preparing data"
 
 
 class JobError(ValueError):
@@ -100,6 +112,12 @@ class JobManager:
     threads : int, optional
         Torch intra-op threads per worker; default ``$AKP_THREADS_PER_WORKER`` or
         ``max(1, cores // max_workers)`` (:func:`worker_threads`).
+    limits : LaunchLimits, optional
+        Quotas and the memory cap of :meth:`launch`; default from the environment
+        (:func:`akp.quotas.resolve_limits`: ``AKP_MAX_RUNS_PER_USER`` and the others).
+    repair : bool, default=True
+        On start, queue again (or mark ``interrupted``) the runs an older version
+        left ``queued`` with no manager (:meth:`repair`).
     admins : set of str, optional
         Users who may cancel and resume anyone's experiments; default
         :func:`akp.access.admins_from_env` (``$AKP_ADMINS``), read once here.
@@ -112,11 +130,15 @@ class JobManager:
 
     On start it marks runs that another process left behind as ``interrupted``
     (:func:`akp.holders.recover_orphans`); their ids are in :attr:`recovered`.
+    Then it repairs the runs an older version left queued: :attr:`repaired` (queued
+    here) and :attr:`repair_interrupted` (over a cap).
 
     Raises
     ------
     ValueError
         If a limit is out of range.
+    LimitsError
+        If a launch limit in the environment is bad (the message names the variable); nothing is started.
     ExecutorError
         If an executor setting is bad (unknown name, threads out of range); nothing is started.
     """
@@ -125,6 +147,7 @@ class JobManager:
                  max_per_owner: int | None = None, device: str | None = None,
                  vectorized: bool | None = None, cache_projections: bool = True,
                  executor: str | Executor | None = None, threads: int | None = None,
+                 limits: LaunchLimits | None = None, repair: bool = True,
                  admins: frozenset[str] | None = None) -> None:
         for name, value, hi in (("max_workers", max_workers, 64), ("max_queued", max_queued, 100_000)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
@@ -134,6 +157,7 @@ class JobManager:
             raise ValueError(f"max_per_owner: must be a positive integer or None, got {max_per_owner!r}")
         if vectorized not in (None, True, False):
             raise ValueError(f"vectorized: must be None (auto), True or False, got {vectorized!r}")
+        self.limits = (limits or resolve_limits()).check()
         if isinstance(executor, Executor):
             self.executor = executor
         else:  # checked before anything starts: a bad setting changes nothing
@@ -155,18 +179,190 @@ class JobManager:
         self._epochs: dict[str, int] = {}
         self._closing = False
         self._alive_workers = max_workers
+        self._launch_lock = threading.Lock()  # one launch checks and writes at a time
+        self._unprepared: set[str] = set()  # experiments whose data a worker must build first
+        self._prep_locks: dict[str, threading.Lock] = {}
         self._holder = Holder(store.home)
         self.recovered: list[str] = recover_orphans(store, self._holder)
+        self.repaired: list[str] = []
+        self.repair_interrupted: list[str] = []
         self._workers = [threading.Thread(target=self._worker, name=f"akp-job-{i}", daemon=True)
                          for i in range(max_workers)]
         for t in self._workers:
             t.start()
+        if repair:
+            self.repaired, self.repair_interrupted = self.repair()
 
     def __enter__(self) -> "JobManager":
         return self
 
     def __exit__(self, *exc) -> None:
         self.shutdown(wait=exc[0] is None)
+
+    # -- launching ----------------------------------------------------------------
+    def launch(self, spec: ExperimentSpec, *, user: str) -> str:
+        """Check, record and queue a new experiment, atomically: either all of it or nothing.
+
+        In order: the spec is validated; the estimated peak memory of building its
+        dataset and of training one run (:func:`akp.memory.footprint`) must fit
+        ``limits.max_memory_mb``; the user's experiments, queued or running runs
+        and disk (with this experiment's estimate) must fit their quotas; its runs
+        must fit the queue (``max_queued``). Only then is the experiment recorded
+        (owner ``user``) and its runs queued. It returns at once: the dataset and
+        probe set are built by a worker before the first run trains (the runs'
+        snapshots carry the note ``"preparing data"``); if that fails, the runs
+        become ``failed`` with the reason.
+
+        Parameters
+        ----------
+        spec : ExperimentSpec
+        user : str
+            Who launches it: its owner, whose quotas count.
+
+        Returns
+        -------
+        str
+            The new experiment's id.
+
+        Raises
+        ------
+        ExperimentError
+            The spec is invalid (``field`` names the field).
+        LaunchRefused
+            A limit would be exceeded; ``field`` names it (``memory.dataset``,
+            ``memory.run``, ``quota.experiments``, ``quota.runs``, ``quota.disk``,
+            ``queue``) and the message says by how much.
+        AKPError
+            ``user`` is not a valid user name (field ``user``).
+        JobError
+            The manager is shut down.
+
+        In every case nothing is written: no experiment, no run, no file.
+        """
+        user = check_user(user, "user")
+        spec.validate()
+        n_runs = len(spec.conditions) * len(spec.seeds)
+        need = footprint(spec, self.store.home)
+        cap = self.limits.max_memory_mb
+        for field, what, value, hint in (
+                ("memory.dataset", "building its dataset", need.dataset_build, "fewer or smaller images"),
+                ("memory.run", "training one run", need.run, "fewer or smaller images, or a smaller model or batch")):
+            if value > cap * MB:
+                raise _refused(
+                    field, "AKP_MAX_MEMORY_MB",
+                    f"{what} needs about {_mb(value)} MB of at most {cap:,} MB, {_mb(value - cap * MB)} MB over; "
+                    f"use {hint} (nothing was created)")
+        with self._launch_lock:
+            self._check_quotas(user, n_runs, need.disk)
+            with self._cond:
+                if self._closing:
+                    raise JobError("manager: shut down; create a new JobManager to launch experiments")
+                queued = sum(1 for j in self._jobs.values() if j.state == QUEUED)
+            if queued + n_runs > self.max_queued:
+                raise _refused(
+                    "queue", "max_queued", f"the queue holds {queued} runs of at most {self.max_queued}; "
+                    f"this experiment adds {n_runs}, {queued + n_runs - self.max_queued} over; "
+                    "launch it when some have started (nothing was created)")
+            experiment_id = self.store.create_experiment(spec, owner=user, build_data=False)
+            try:
+                self._queue(experiment_id, user, (QUEUED,), reset=False, note=PREPARING)
+            except BaseException as exc:  # a race with submit/resume, or a store failure: undo the rows
+                self.store.delete_experiment(experiment_id)
+                if isinstance(exc, QueueFullError):
+                    raise _refused("queue", "max_queued", f"{exc}") from None
+                if isinstance(exc, QuotaError):
+                    raise _refused("quota.runs", "max_per_owner", f"{exc}") from None
+                raise
+        return experiment_id
+
+    def _check_quotas(self, user: str, n_runs: int, disk: int) -> None:
+        """Raise :class:`LaunchRefused` if ``user`` would exceed a quota with a new experiment."""
+        usage = self.store.owner_usage(user)
+        lim = self.limits
+        if usage["experiments"] + 1 > lim.max_experiments_per_user:
+            raise _refused(
+                "quota.experiments", "AKP_MAX_EXPERIMENTS_PER_USER",
+                f"{user} has {usage['experiments']} experiments of at most {lim.max_experiments_per_user}; "
+                f"this one adds 1, {usage['experiments'] + 1 - lim.max_experiments_per_user} over; "
+                "delete one first (nothing was created)")
+        if usage["active_runs"] + n_runs > lim.max_runs_per_user:
+            raise _refused(
+                "quota.runs", "AKP_MAX_RUNS_PER_USER",
+                f"{user} has {usage['active_runs']} queued or running runs of at most {lim.max_runs_per_user}; "
+                f"this experiment adds {n_runs}, {usage['active_runs'] + n_runs - lim.max_runs_per_user} over; "
+                "wait for some to finish, or use fewer conditions or seeds (nothing was created)")
+        if usage["disk_bytes"] + disk > lim.max_disk_mb_per_user * MB:
+            over = usage["disk_bytes"] + disk - lim.max_disk_mb_per_user * MB
+            raise _refused(
+                "quota.disk", "AKP_MAX_DISK_MB_PER_USER",
+                f"{user}'s experiments use {_mb(usage['disk_bytes'])} MB of at most {lim.max_disk_mb_per_user:,} "
+                f"MB; this experiment adds about {_mb(disk)} MB, {_mb(over)} MB over; delete an experiment, or "
+                "capture fewer epochs, layers or probe images (nothing was created)")
+
+    def repair(self) -> tuple[list[str], list[str]]:
+        """Queue again the runs an older version left ``queued`` with no manager, or mark them ``interrupted``.
+
+        Older versions created runs they never queued (a launch over the queue cap
+        left them ``queued`` forever). Each such run (``queued`` since before the
+        store's :attr:`~akp.store.RunStore.launch_era`, held by no live manager) is
+        queued in this manager if it fits the queue (``max_queued``) and its owner's
+        run quota (``limits.max_runs_per_user``), in creation order; the others become
+        ``interrupted`` with the reason (resume queues them later). Runs created
+        since (``RunStore.create_experiment`` called directly) are left for their
+        caller to submit.
+
+        Returns
+        -------
+        queued, interrupted : list of str
+            Run ids.
+        """
+        era = getattr(self.store, "launch_era", None)
+        if era is None:
+            return [], []
+        live, _, _ = self._holder.scan()
+        old = [r for r in self.store.queued_before(era) if r["run_id"] not in live]
+        if not old:
+            return [], []
+        old_ids = {r["run_id"] for r in old}
+        by_experiment: dict[str, list[RunRecord]] = {}
+        for r in old:
+            by_experiment.setdefault(r["experiment_id"], []).append(r)
+        owners = {eid: self.store.experiment(eid)["owner"] for eid in by_experiment}
+        active: dict[str | None, int] = {}  # queued or running runs per owner that are not being repaired
+        for r in self.store.runs_in_state(QUEUED, RUNNING):
+            if r["run_id"] not in old_ids:
+                owner = owners.get(r["experiment_id"], self.store.experiment(r["experiment_id"])["owner"])
+                active[owner] = active.get(owner, 0) + 1
+        with self._cond:
+            room = self.max_queued - sum(1 for j in self._jobs.values() if j.state == QUEUED)
+        queued: list[str] = []
+        over: list[tuple[str, str]] = []
+        for eid, runs in by_experiment.items():
+            owner = owners[eid]
+            keep: list[str] = []
+            for r in runs:
+                if room <= 0:
+                    over.append((r["run_id"], f"the queue cap (max_queued {self.max_queued})"))
+                elif active.get(owner, 0) >= self.limits.max_runs_per_user:
+                    over.append((r["run_id"], f"{owner or 'its owner'}'s run quota (AKP_MAX_RUNS_PER_USER "
+                                              f"{self.limits.max_runs_per_user})"))
+                else:
+                    keep.append(r["run_id"])
+                    room -= 1
+                    active[owner] = active.get(owner, 0) + 1
+            if keep:
+                skip = live | {r["run_id"] for r in self.store.runs(eid) if r["run_id"] not in keep}
+                try:
+                    queued += self._queue(eid, owner, (QUEUED,), reset=False, exclude=skip,
+                                          note=None if self.store.has_probe(eid) else PREPARING)
+                except JobError as exc:
+                    over += [(rid, str(exc)) for rid in keep]
+        for rid, why in over:
+            self.store.set_state(rid, INTERRUPTED, error=f"interrupted: left queued by an older version, and over "
+                                                         f"{why} when a job manager started; resume it to queue it")
+        if queued or over:
+            log.info("repaired runs left queued: %d queued again, %d marked interrupted", len(queued), len(over))
+        return queued, [rid for rid, _ in over]
 
     # -- queueing ---------------------------------------------------------------
     def submit(self, experiment_id: str, *, owner: str | None = None) -> list[str]:
@@ -225,15 +421,23 @@ class JobManager:
             check_can_manage(self.store.experiment(experiment_id), user, self.admins, action="resume")
         return self._queue(experiment_id, owner, (QUEUED, *RESUMABLE_STATES), reset=True)
 
-    def _queue(self, experiment_id: str, owner: str | None, states: tuple[str, ...], *, reset: bool) -> list[str]:
+    def _queue(self, experiment_id: str, owner: str | None, states: tuple[str, ...], *, reset: bool,
+               exclude: set[str] | None = None, note: str | None = None) -> list[str]:
         record = self.store.experiment(experiment_id)
         owner = owner if owner is not None else record["owner"]
         spec = self.store.spec(experiment_id)
         runs = self.store.runs(experiment_id)
         live, _, _ = self._holder.scan()
-        jobs = self._reserve(experiment_id, owner, spec.epochs, runs, states, live)
+        if not self.store.has_probe(experiment_id):
+            note = note or PREPARING  # launched without its data, and not prepared yet: a worker builds it first
+        jobs = self._reserve(experiment_id, owner, spec.epochs, runs, states, live | (exclude or set()))
         if not jobs:
             return []
+        if note is not None:
+            with self._cond:
+                self._unprepared.add(experiment_id)
+                for job in jobs:
+                    job.note = note
         ids = [j.run_id for j in jobs]
         try:
             if reset:
@@ -545,7 +749,7 @@ class JobManager:
                     for job in task.jobs:
                         job.state = RUNNING
                 try:
-                    self._run_task(task)
+                    self._prepare_and_run(task)
                 except Exception:  # noqa: BLE001 - a worker must survive anything one job does
                     log.exception("job %s failed outside its run", task.run_ids)
                 self._finish(task)
@@ -559,6 +763,73 @@ class JobManager:
             if last:
                 self.executor.close()
                 self._holder.close()
+
+    def _prepare_and_run(self, task: Task) -> None:
+        """Train the task, building its experiment's data first if launch left that for later.
+
+        One task per experiment builds the data while the others of that experiment
+        wait (a lock per experiment). The thread executor builds it here and keeps it
+        in this process's cache for its runs; other executors' workers build it with
+        their first run (:func:`akp.runner.ensure_probe`), so the server never holds
+        a copy. If it cannot be built, every waiting run of the experiment becomes
+        ``failed`` with the reason.
+        """
+        eid = task.experiment_id
+        with self._cond:
+            lock = self._prep_locks.setdefault(eid, threading.Lock()) if eid in self._unprepared else None
+        if lock is None:
+            self._run_task(task)
+            return
+        with lock:
+            with self._cond:
+                pending = eid in self._unprepared
+                given_up = all(job.state == FAILED for job in task.jobs)
+            if given_up:
+                return  # another task could not build it while this one waited
+            if not pending:
+                pass  # another task built it while this one waited
+            elif self.executor.name == "thread":
+                try:
+                    runner.prepare_data(self.store, eid, keep=True)
+                except Exception as exc:  # noqa: BLE001 - bad data, out of memory or disk: fail the runs, say why
+                    log.exception("could not prepare the data of experiment %s", eid)
+                    self._fail_preparation(eid, f"failed: could not prepare the data: {type(exc).__name__}: {exc}")
+                    return
+            else:
+                self._run_task(task)  # its worker builds the data for this first run
+                if not self.store.has_probe(eid):
+                    errors = [self.store.run(rid)["error"] for rid in task.run_ids]
+                    why = next((e.splitlines()[0] for e in errors if e), "the worker did not store the probe set")
+                    self._fail_preparation(eid, f"failed: could not prepare the data: {why}")
+                    return
+                self._prepared(eid)
+                return
+            self._prepared(eid)
+        self._run_task(task)
+
+    def _prepared(self, experiment_id: str) -> None:
+        """The experiment's data is built: its runs lose the "preparing data" note."""
+        with self._cond:
+            self._unprepared.discard(experiment_id)
+            self._prep_locks.pop(experiment_id, None)
+            for job in self._jobs.values():
+                if job.experiment_id == experiment_id and job.note == PREPARING:
+                    job.note = None
+
+    def _fail_preparation(self, experiment_id: str, reason: str) -> None:
+        """Mark failed every run of the experiment that waits in this manager (and the task in hand)."""
+        writes: list[tuple[str, str, str | None]] = []
+        with self._cond:
+            self._unprepared.discard(experiment_id)
+            self._prep_locks.pop(experiment_id, None)
+            for job in list(self._jobs.values()):
+                if job.experiment_id == experiment_id and job.state in ACTIVE_STATES:
+                    if job.state == QUEUED:
+                        self._dequeue(job)
+                    job.state, job.error, job.note = FAILED, reason, None
+                    writes.append((job.run_id, FAILED, reason))
+            self._cond.notify_all()
+        self._write_states(writes)
 
     def _run_task(self, task: Task) -> None:
         by_id = {j.run_id: j for j in task.jobs}
@@ -610,3 +881,14 @@ class JobManager:
                 job.epochs_done = len(metrics)
                 job.outcome = outcome
                 self._cond.notify_all()
+
+
+def _refused(field: str, setting: str, problem: str) -> LaunchRefused:
+    """``"FIELD (SETTING): PROBLEM"`` with ``field`` set: the limit, and the setting that changes it."""
+    return LaunchRefused(f"{field} ({setting}): {problem}", field=field)
+
+
+def _mb(n_bytes: int) -> str:
+    """Bytes as whole MiB with thousands separators (at least 1 when positive)."""
+    mb = n_bytes / MB
+    return f"{max(1, round(mb)) if n_bytes > 0 else 0:,}"

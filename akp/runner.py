@@ -20,10 +20,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from akp import checkpoints
 from akp.checkpoints import CheckpointError
 from akp.datasets import Dataset, load_dataset
-from akp.experiment import ExperimentSpec
+from akp.experiment import ExperimentSpec, experiment_probe
 from akp.runs import FAILED, FINISHED_STATES, QUEUED, RunRecord
 from akp.store import RunStore
 from akp.train import Progress, RunResult, train_run
@@ -64,6 +66,51 @@ def cached_dataset(spec: ExperimentSpec, home) -> Dataset:
         _cache[key] = data
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
+    return data
+
+
+def ensure_probe(store: RunStore, experiment_id: str, spec: ExperimentSpec, data: Dataset) -> np.ndarray:
+    """The experiment's probe images, chosen from ``data`` and stored first if they are not yet.
+
+    :meth:`akp.jobs.JobManager.launch` records an experiment without building its
+    data; the first run to train (in any executor) builds the probe set here.
+    Two workers racing write the same images (the choice is fixed by the spec),
+    atomically, so either write is the one that stays.
+
+    Returns
+    -------
+    ndarray of float32, shape (probe_size, C, H, W)
+    """
+    if not store.has_probe(experiment_id):
+        idx = experiment_probe(spec, data)
+        store.save_probe(experiment_id, data.x_test[idx], data.y_test[idx])
+    return store.probe_images(experiment_id)
+
+
+def prepare_data(store: RunStore, experiment_id: str, *, keep: bool = True) -> Dataset:
+    """Build (or load) an experiment's dataset and store its probe set: what launch leaves for later.
+
+    Parameters
+    ----------
+    store : RunStore
+    experiment_id : str
+    keep : bool, default=True
+        Keep the dataset in this process's cache (:func:`cached_dataset`) for the
+        runs that train here next; False when they train in other processes.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DatasetError, StoreError, MemoryError, OSError
+        Whatever building the data raises; the caller records it on the runs.
+    """
+    spec = store.spec(experiment_id)
+    data = cached_dataset(spec, store.home) if keep else load_dataset(spec.dataset, spec.dataset_options,
+                                                                       home=store.home)
+    ensure_probe(store, experiment_id, spec, data)
     return data
 
 
@@ -142,7 +189,7 @@ def execute_run(
         spec = store.spec(run["experiment_id"])
         schedule = spec.condition(run["condition"])
         data = cached_dataset(spec, store.home)
-        probe = store.probe_images(run["experiment_id"])
+        probe = ensure_probe(store, run["experiment_id"], spec, data)
         path = run_checkpoint(store, run)
 
         def progress(p: Progress) -> None:
@@ -229,7 +276,7 @@ def execute_vectorized(
         spec = store.spec(experiment_id)
         schedule = spec.condition(runs[0]["condition"])
         data = cached_dataset(spec, store.home)
-        probe = store.probe_images(experiment_id)
+        probe = ensure_probe(store, experiment_id, spec, data)
 
         def progress(p: Progress) -> None:
             rows = p.metrics if isinstance(p.metrics, dict) else {}

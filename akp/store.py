@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
     activation TEXT, loss TEXT, PRIMARY KEY (run_id, epoch));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Columns added after the first version, per table: (name, SQL type). Old stores get them on open.
 RUN_COLUMNS_ADDED = (("majority_rate", "REAL"), ("pred_classes", "INTEGER"))
@@ -95,6 +96,18 @@ class RunStore:
         with self._write_lock:
             self._conn().executescript(SCHEMA)  # idempotent; executescript manages its own transaction
             self._migrate()
+            self.launch_era = self._launch_era()
+
+    def _launch_era(self) -> float:
+        """When this store was first opened by a version that launches atomically (``JobManager.launch``).
+
+        Runs left ``queued`` (and held by no live manager) whose last update is older
+        were left by an older version, which created runs it never queued; a job
+        manager repairs them when it starts (:meth:`akp.jobs.JobManager.repair`).
+        """
+        conn = self._conn()
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('launch_era', ?)", (repr(time.time()),))
+        return float(conn.execute("SELECT value FROM meta WHERE key = 'launch_era'").fetchone()[0])
 
     def _migrate(self) -> None:
         """Add the columns of newer versions to a store made by an older one (existing rows get NULL)."""
@@ -180,7 +193,7 @@ class RunStore:
     # -- experiments ----------------------------------------------------------
     def create_experiment(self, spec: ExperimentSpec, *, owner: str | None = None,
                           probe_images: np.ndarray | None = None,
-                          probe_labels: np.ndarray | None = None) -> str:
+                          probe_labels: np.ndarray | None = None, build_data: bool = True) -> str:
         """Record an experiment and one ``queued`` run per condition and seed.
 
         Parameters
@@ -192,6 +205,10 @@ class RunStore:
             (:mod:`akp.access`). Default :data:`akp.access.LOCAL_USER`.
         probe_images, probe_labels : ndarray, optional
             The fixed probe set; computed from the dataset when omitted.
+        build_data : bool, default=True
+            False: write only the rows, not the probe set; the dataset is built later,
+            off the caller's thread (:func:`akp.runner.ensure_probe`, as
+            :meth:`akp.jobs.JobManager.launch` does). Until then :meth:`has_probe` is False.
 
         Returns
         -------
@@ -207,14 +224,13 @@ class RunStore:
         """
         spec.validate()
         owner = LOCAL_USER if owner is None else check_user(owner, "owner")
-        if probe_images is None or probe_labels is None:
+        if build_data and (probe_images is None or probe_labels is None):
             data = load_dataset(spec.dataset, spec.dataset_options, home=self.home)
             idx = experiment_probe(spec, data)
             probe_images, probe_labels = data.x_test[idx], data.y_test[idx]
         experiment_id = time.strftime("e%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-        atomic_save_npz(self.experiment_dir(experiment_id) / "probe.npz",
-                        {"images": np.asarray(probe_images, np.float32),
-                         "labels": np.asarray(probe_labels, np.int64)})
+        if build_data:
+            self.save_probe(experiment_id, probe_images, probe_labels)
         now = time.time()
         with self._tx() as conn:
             conn.execute("INSERT INTO experiments (id, name, created, owner, spec) VALUES (?, ?, ?, ?, ?)",
@@ -309,6 +325,35 @@ class RunStore:
             self.run_file(run_id).unlink(missing_ok=True)
         # The probe set, checkpoints (akp.checkpoints) and cached projections (run_cache_dir) live here.
         shutil.rmtree(self.experiment_dir(experiment_id), ignore_errors=True)
+
+    def save_probe(self, experiment_id: str, images: np.ndarray, labels: np.ndarray) -> None:
+        """Write the experiment's probe set (atomically: readers see all of it or none)."""
+        atomic_save_npz(self.experiment_dir(experiment_id) / "probe.npz",
+                        {"images": np.asarray(images, np.float32), "labels": np.asarray(labels, np.int64)})
+
+    def has_probe(self, experiment_id: str) -> bool:
+        """True once the experiment's probe set is stored (False while its data is being prepared)."""
+        return (self.experiment_dir(experiment_id) / "probe.npz").exists()
+
+    def owner_usage(self, owner: str) -> dict[str, int]:
+        """What one owner uses now: experiments, queued or running runs, bytes on disk.
+
+        Returns
+        -------
+        dict
+            ``experiments``, ``active_runs`` (queued or running, held or not) and
+            ``disk_bytes`` (their experiment folders and run files).
+        """
+        ids = [r["id"] for r in self._query("SELECT id FROM experiments WHERE owner = ?", (owner,))]
+        active = self._query("SELECT COUNT(*) AS n FROM runs JOIN experiments ON runs.experiment_id = experiments.id "
+                             "WHERE experiments.owner = ? AND runs.state IN ('queued', 'running')", (owner,))[0]["n"]
+        disk = 0
+        for eid in ids:
+            for root, _, files in os.walk(self.experiment_dir(eid)):
+                disk += sum(_size(Path(root) / f) for f in files)
+            for r in self._query("SELECT id FROM runs WHERE experiment_id = ?", (eid,)):
+                disk += _size(self.run_file(r["id"]))
+        return {"experiments": len(ids), "active_runs": int(active), "disk_bytes": disk}
 
     def rename_experiment(self, experiment_id: str, name: str, *, user: str | None = None,
                           admins: frozenset[str] | None = None) -> str:
@@ -453,6 +498,11 @@ class RunStore:
         """All runs, in any experiment, whose state is one of ``states``."""
         marks = ",".join("?" * len(states))
         return [_run_dict(r) for r in self._query(f"SELECT * FROM runs WHERE state IN ({marks})", states)]
+
+    def queued_before(self, when: float) -> list[RunRecord]:
+        """Runs ``queued`` since before ``when`` (a time.time()), in creation order; see :attr:`launch_era`."""
+        return [_run_dict(r) for r in self._query("SELECT * FROM runs WHERE state = 'queued' AND updated < ? "
+                                                  "ORDER BY rowid", (when,))]
 
     def set_state(self, run_id: str, state: str, *, error: str | None = None) -> None:
         """Set a run's state (and error message).
@@ -611,6 +661,12 @@ def _insert_epoch(conn: sqlite3.Connection, run_id: str, row: dict[str, Any], ev
                  "WHERE id = ?", (row["epoch"] + 1, row["test_acc"], row["train_acc"], row["gap"],
                                   time.time(), run_id))
 
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # removed meanwhile, or never written
+        return 0
 
 def _experiment_dict(r: sqlite3.Row) -> dict[str, Any]:
     return {"id": r["id"], "name": r["name"], "created": r["created"], "owner": owner_of({"owner": r["owner"]}),

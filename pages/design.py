@@ -63,6 +63,7 @@ from akp.design import (
 )
 from akp.experiment import ExperimentError, ExperimentSpec, load_preset, preset_names, preset_needs_dataset
 from akp.plots.training import schedule_timeline
+from akp.quotas import LaunchRefused
 from akp.schedule import PRESETS, ScheduleError, SwapSchedule
 
 PREFIX = "design-"
@@ -507,20 +508,19 @@ if st.button("Launch", type="primary", key=PREFIX + "launch", icon=":material/ro
                 with st.spinner("Checking and registering the dataset..."):
                     spec = dataclasses.replace(spec, dataset=register_path(
                         source, home=ui.home_path(), **data_options))
-            experiment_id = store.create_experiment(spec, owner=ui.current_user())
+            if manager is None:
+                launch_slot.warning("No job manager is available to train it: nothing was created.")
+            else:
+                # Checks quotas, the queue and memory before writing anything; the data is built by a worker.
+                experiment_id = manager.launch(spec, user=ui.current_user())
+        except LaunchRefused as exc:  # a limit, not the dataset: one line that names it and by how much
+            ui.show_error(exc, launch_slot, prefix="Nothing was queued: ")
         except (ExperimentError, DatasetError, ValueError) as exc:
             ui.show_error(exc, slots["dataset"], prefix="" if str(exc).startswith("dataset") else "dataset: ")
             ui.show_error(exc, launch_slot, prefix="Nothing was queued: ")
         except Exception as exc:  # a bug or an outage (memory, disk): one line and an error id
             ui.report_unexpected(exc, "Launch", launch_slot)
         if experiment_id is not None:
-            queued: list[str] = []
-            if manager is None:
-                launch_slot.warning("Created, but no job manager is available to train it.")
-            else:
-                with ui.guard("Queueing the runs", launch_slot, prefix="Created, but not queued (resume it on Runs "
-                                                                       "later): "):
-                    queued = manager.submit(experiment_id)
             ui.set_selected_experiment(experiment_id)
-            st.session_state["_design_launched"] = (experiment_id, len(queued))
+            st.session_state["_design_launched"] = (experiment_id, len(spec.conditions) * len(spec.seeds))
             st.switch_page("pages/runs.py", query_params={"experiment": experiment_id})

@@ -302,7 +302,8 @@ def test_snapshots_extend_the_run_record_with_the_same_types(store):
         unmanaged.shutdown()
     keys = set(RunRecord.__annotations__)
     assert set(JobSnapshot.__annotations__) == keys | {
-        "epoch", "epochs", "batch", "n_batches", "metrics", "queue_position", "owner", "vectorized", "managed"}
+        "epoch", "epochs", "batch", "n_batches", "metrics", "queue_position", "owner", "vectorized", "managed",
+        "note"}
     for snaps, is_managed in ((managed, True), (from_store, False)):
         for s in snaps:
             assert set(s) == set(JobSnapshot.__annotations__)
