@@ -97,6 +97,9 @@ def test_two_users_sign_in_and_only_the_owner_may_act(instance: tuple[str, Path]
             resume.hover(force=True)  # the reason is the button's tooltip
             expect(bob.get_by_text(re.compile(f"belongs to .{re.escape(ALICE)}."))).to_be_visible()
             expect(bob.get_by_role("button", name=re.compile(r"^Cancel \d+ active"))).to_be_disabled()
+            bob.get_by_text("Manage experiment").click()  # rename, notes, tags, delete: read-only for Bob
+            expect(bob.get_by_text(re.compile(f"Only its owner .{re.escape(ALICE)}. or an admin"))).to_be_visible()
+            expect(bob.get_by_role("button", name=re.compile("^Delete experiment"))).to_be_disabled()
             assert exceptions(bob) == 0
             bob.screenshot(path=str(ARTIFACTS / "signin-bob-runs.png"), full_page=True)
 
