@@ -130,6 +130,7 @@ async def one_user(browser, url: str, user: str, name: str, *, train_timeout_s: 
                      lambda: page.get_by_role("button", name="Authorize").click(), timeout_ms)
 
         await _timed(result, "design", page, DESIGN_HEADING, lambda: page.goto(f"{url}/design"), timeout_ms)
+        await _idle(page, timeout_ms)
         await page.locator('[data-testid="stSelectbox"]').filter(has_text="Start from a preset").click()
         await page.get_by_role("option", name="smoke").click()
         name_box = page.get_by_role("textbox", name="Experiment name")

@@ -67,6 +67,8 @@ def test_two_users_sign_in_and_only_the_owner_may_act(instance: tuple[str, Path]
 
             # Alice launches the smoke preset with many epochs (it is still training when she cancels).
             alice.goto(f"{url}/design")
+            expect(alice.get_by_text("Design an experiment")).to_be_visible()
+            wait_app_idle(alice)
             alice.locator('[data-testid="stSelectbox"]').filter(has_text="Start from a preset").click()
             alice.get_by_role("option", name="smoke").click()
             expect(alice.get_by_role("textbox", name="Experiment name")).to_have_value("smoke")
