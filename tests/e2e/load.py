@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.e2e.signin import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.signin import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 # A tiny experiment per user: the smoke preset's two conditions, one seed, few images (2 runs, seconds each).
 TINY = {"Training images": "256", "Test images": "64", "Seeds": "0", "Epochs": "2"}
@@ -115,7 +115,7 @@ async def _metric(page, label: str) -> int:
 
 
 async def one_user(browser, url: str, user: str, name: str, *, train_timeout_s: float,
-                   timeout_ms: int = 120_000) -> UserResult:
+                   timeout_ms: int = 240_000) -> UserResult:
     """Sign in, launch the tiny experiment ``name`` from Design, watch Runs until its runs finish."""
     result = UserResult(user)
     context = await browser.new_context(viewport={"width": 1300, "height": 1100})
@@ -155,12 +155,17 @@ async def one_user(browser, url: str, user: str, name: str, *, train_timeout_s: 
                 break
             await page.wait_for_timeout(1000)
         result.finished = done
+        if done + failed < RUNS_PER_USER:
+            result.errors.append(f"runs: {done} of {RUNS_PER_USER} finished within {train_timeout_s:.0f} s")
         if failed:
             result.errors.append(f"runs: {failed} failed")
         await _check_errors(result, page, "runs (watching)")
         await _timed(result, "runs (reload)", page, RUNS_HEADING, lambda: page.reload(), timeout_ms)
     except Exception as exc:  # noqa: BLE001 - one user's failure is a finding, not the end of the others
-        result.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+        result.errors.append(f"after {list(result.renders) or 'nothing'}: {type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:400]}")
+        if ARTIFACTS.is_dir():
+            await page.screenshot(path=str(ARTIFACTS / f"load-failure-{user.split('@')[0]}.png"), full_page=True)
     finally:
         await context.close()
     return result
@@ -186,7 +191,7 @@ async def _scenario(url: str, n_users: int, server_pid: int, train_timeout_s: fl
     return LoadResult(baseline, list(users), rss_before, rss_after, wall)
 
 
-def run_load(url: str, n_users: int, server_pid: int, train_timeout_s: float = 150) -> LoadResult:
+def run_load(url: str, n_users: int, server_pid: int, train_timeout_s: float = 300) -> LoadResult:
     """Run the scenario: one baseline user alone, then ``n_users`` at once.
 
     Parameters
