@@ -82,19 +82,25 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         spec.dataset_options = {k: v for k, v in spec.dataset_options.items() if k not in SYNTHETIC_OPTIONS
                                 or k == "size"}
     spec = spec.with_overrides(seeds=args.seeds, epochs=args.epochs)
-    store = RunStore(args.home)
+    from akp.executors import resolve_settings
     from akp.jobs import JobManager
 
+    owner = _user(args)
+    resolve_settings(args.executor, args.workers)  # a bad --executor, --workers, AKP_* or RAY_ADDRESS stops here
+    store = RunStore(args.home)
+    # The manager (and its executor: Ray starts or joins here) before the experiment: a failure creates nothing.
     # No repair here: this process trains its own experiment and exits; the app's manager repairs old runs.
-    manager = JobManager(store, max_workers=1, max_queued=100_000, cache_projections=False, repair=False)
+    manager = JobManager(store, max_workers=args.workers, executor=args.executor, max_queued=100_000,
+                         cache_projections=False, repair=False)
     try:  # quotas, queue cap and memory are checked before anything is written; refused: one line, exit 2
-        experiment_id = manager.launch(spec, user=_user(args))
+        experiment_id = manager.launch(spec, user=owner)
     except BaseException:
-        manager.shutdown(wait=False)
+        manager.shutdown(wait=True)
         raise
     print(f"experiment {experiment_id}: {spec.name}, {len(spec.conditions)} conditions x "
-          f"{len(spec.seeds)} seeds x {spec.epochs} epochs, store {store.home}", flush=True)
-    _run_all(store, experiment_id, quiet=args.quiet, manager=manager)
+          f"{len(spec.seeds)} seeds x {spec.epochs} epochs, store {store.home}, executor "
+          f"{manager.executor.describe()}", flush=True)
+    _run_all(store, experiment_id, manager, quiet=args.quiet)
     print(summary_table(store, experiment_id))
     failed = [r for r in store.runs(experiment_id) if r["state"] == FAILED]
     for r in failed:
@@ -102,8 +108,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _run_all(store: RunStore, experiment_id: str, *, quiet: bool, manager) -> None:
-    """Watch the launched experiment's runs train in ``manager`` (a progress bar), then shut it down."""
+def _run_all(store: RunStore, experiment_id: str, manager, *, quiet: bool) -> None:
+    """Watch the experiment's runs train in ``manager`` (a JobManager, shut down at the end), with a progress bar."""
     runs = store.runs(experiment_id)
     bar = None if quiet else ProgressBar(len(runs))
     try:
@@ -254,6 +260,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     spec = store.spec(args.experiment_id)
     print(f"experiment {exp['id']}: {exp['name']} (dataset {spec.dataset}, {spec.epochs} epochs, "
           f"seeds {spec.seeds})")
+    print(f"owner {exp['owner']}; tags {', '.join(exp['tags']) or '(none)'}")
+    if exp["notes"]:
+        print("notes: " + exp["notes"].replace("\n", "\n       "))
     print(summary_table(store, args.experiment_id))
     print()
     rows = [[r["run_id"], r["condition"], r["seed"], r["state"], r["epochs_done"],
@@ -356,13 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="record this user as the owner (default: $AKP_USER or local)")
     p.add_argument("--home", help=home_help)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--executor", help="where runs train: thread, process or ray (default: $AKP_EXECUTOR or "
+                   "thread; ray joins $RAY_ADDRESS, else starts a local Ray)")
+    p.add_argument("--workers", type=int, default=1, help="runs trained at once (default: 1)")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("resume", help="train an experiment's unfinished runs again, from their last checkpoints")
     p.add_argument("experiment_id")
     p.add_argument("--home", help=home_help)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--executor", help="where runs train: thread or process (default: $AKP_EXECUTOR or thread)")
+    p.add_argument("--executor", help="where runs train: thread, process or ray (default: $AKP_EXECUTOR or "
+                   "thread)")
     p.add_argument("--workers", type=int, default=1, help="runs trained at once (default: 1)")
     p.set_defaults(func=cmd_resume)
 

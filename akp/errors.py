@@ -45,6 +45,10 @@ class AKPError(ValueError):
         return cls(f"{label or prefix}: {self}", field=f"{prefix}.{inner}" if inner else prefix)
 
 
+class StoreError(AKPError):
+    """A store operation got a bad id or asked for something that is not there (raised by :mod:`akp.store`)."""
+
+
 class AccessError(PermissionError):
     """A user asked to change an experiment that is neither theirs nor theirs to administer.
 

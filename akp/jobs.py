@@ -37,11 +37,13 @@ import logging
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 import torch
 
 from akp import runner
-from akp.access import admins_from_env, check_can_manage, check_user
+from akp.access import admins_from_env, check_user
+from akp.datasets import SYNTHETIC, DatasetError, dataset_card, is_dataset_id
 from akp.executors import Executor, make_executor, resolve_settings, worker_threads  # noqa: F401 - re-exported
 from akp.experiment import ExperimentSpec
 from akp.holders import Holder, recover_orphans
@@ -228,6 +230,8 @@ class JobManager:
         ------
         ExperimentError
             The spec is invalid (``field`` names the field).
+        DatasetError
+            The dataset is a registered id that is not registered, or a path that does not exist.
         LaunchRefused
             A limit would be exceeded; ``field`` names it (``memory.dataset``,
             ``memory.run``, ``quota.experiments``, ``quota.runs``, ``quota.disk``,
@@ -241,6 +245,7 @@ class JobManager:
         """
         user = check_user(user, "user")
         spec.validate()
+        _check_dataset_exists(spec, self.store.home)
         n_runs = len(spec.conditions) * len(spec.seeds)
         need = footprint(spec, self.store.home)
         cap = self.limits.max_memory_mb
@@ -267,7 +272,7 @@ class JobManager:
             try:
                 self._queue(experiment_id, user, (QUEUED,), reset=False, note=PREPARING)
             except BaseException as exc:  # a race with submit/resume, or a store failure: undo the rows
-                self.store.delete_experiment(experiment_id)
+                self.store.delete_experiment(experiment_id, force=True)  # its runs are queued: undo them too
                 if isinstance(exc, QueueFullError):
                     raise _refused("queue", "max_queued", f"{exc}") from None
                 if isinstance(exc, QuotaError):
@@ -418,7 +423,7 @@ class JobManager:
             If there is no such experiment.
         """
         if user is not None:
-            check_can_manage(self.store.experiment(experiment_id), user, self.admins, action="resume")
+            self.store.check_access(experiment_id, user, admins=self.admins, action="resume")
         return self._queue(experiment_id, owner, (QUEUED, *RESUMABLE_STATES), reset=True)
 
     def _queue(self, experiment_id: str, owner: str | None, states: tuple[str, ...], *, reset: bool,
@@ -561,8 +566,11 @@ class JobManager:
             If the id is neither a run nor an experiment in the store.
         """
         target = run_or_experiment_id
-        if user is not None:
-            self._check_access(target, user, "cancel")
+        if user is not None:  # before anything changes
+            try:
+                self.store.check_access(target, user, admins=self.admins, action="cancel")
+            except StoreError:
+                raise JobError(f"run_or_experiment_id: no run or experiment {target!r}") from None
         affected: list[str] = []
         writes: list[tuple[str, str, str | None]] = []
         with self._cond:
@@ -604,22 +612,6 @@ class JobManager:
             with self._cond:
                 self._cond.notify_all()
         return affected
-
-    def _check_access(self, run_or_experiment_id: str, user: str, action: str) -> None:
-        """Raise AccessError unless ``user`` may act on the experiment of this run or experiment id."""
-        with self._cond:
-            job = self._jobs.get(run_or_experiment_id)
-            experiment_id = job.experiment_id if job is not None else None
-        try:
-            if experiment_id is None:
-                try:
-                    experiment_id = self.store.run(run_or_experiment_id)["experiment_id"]
-                except StoreError:
-                    experiment_id = run_or_experiment_id
-            record = self.store.experiment(experiment_id)
-        except StoreError:
-            raise JobError(f"run_or_experiment_id: no run or experiment {run_or_experiment_id!r}") from None
-        check_can_manage(record, user, self.admins, action=action)
 
     def _dequeue(self, job: Job) -> None:
         for task in self._tasks:
@@ -685,7 +677,8 @@ class JobManager:
                         writes.append((job.run_id, job.state, job.error))
                 self._tasks.clear()
                 for job in self._jobs.values():
-                    if job.state == RUNNING:
+                    # Queued ones left here are in a worker's hands, waiting for their data: stop them too.
+                    if job.state in (RUNNING, QUEUED):
                         job.stop_reason = job.stop_reason or "shutdown"  # a user's cancel stays a cancel
             self._cond.notify_all()
         self._write_states(writes)
@@ -746,8 +739,9 @@ class JobManager:
                     if not self._tasks:
                         return
                     task = self._tasks.popleft()
-                    for job in task.jobs:
-                        job.state = RUNNING
+                    if task.experiment_id not in self._unprepared:  # else queued until its data is built
+                        for job in task.jobs:
+                            job.state = RUNNING
                 try:
                     self._prepare_and_run(task)
                 except Exception:  # noqa: BLE001 - a worker must survive anything one job does
@@ -778,7 +772,8 @@ class JobManager:
         with self._cond:
             lock = self._prep_locks.setdefault(eid, threading.Lock()) if eid in self._unprepared else None
         if lock is None:
-            self._run_task(task)
+            if self._start(task):
+                self._run_task(task)
             return
         with lock:
             with self._cond:
@@ -796,6 +791,8 @@ class JobManager:
                     self._fail_preparation(eid, f"failed: could not prepare the data: {type(exc).__name__}: {exc}")
                     return
             else:
+                if not self._start(task):
+                    return
                 self._run_task(task)  # its worker builds the data for this first run
                 if not self.store.has_probe(eid):
                     errors = [self.store.run(rid)["error"] for rid in task.run_ids]
@@ -805,7 +802,21 @@ class JobManager:
                 self._prepared(eid)
                 return
             self._prepared(eid)
-        self._run_task(task)
+        if self._start(task):
+            self._run_task(task)
+
+    def _start(self, task: Task) -> bool:
+        """Mark running the task's jobs still queued (some may have been cancelled while its data was built).
+
+        Returns False when none is left; the task then holds only the running ones.
+        """
+        with self._cond:
+            for job in task.jobs:
+                if job.state == QUEUED:
+                    job.state = RUNNING
+            task.jobs = [job for job in task.jobs if job.state == RUNNING]
+            task.run_ids = [job.run_id for job in task.jobs]
+            return bool(task.jobs)
 
     def _prepared(self, experiment_id: str) -> None:
         """The experiment's data is built: its runs lose the "preparing data" note."""
@@ -881,6 +892,22 @@ class JobManager:
                 job.epochs_done = len(metrics)
                 job.outcome = outcome
                 self._cond.notify_all()
+
+
+def _check_dataset_exists(spec: ExperimentSpec, home) -> None:
+    """Refuse a dataset that is not there, without reading it (its data is built later, off the caller).
+
+    Raises
+    ------
+    DatasetError
+        A registered id that is not registered, or a path that does not exist (``field`` is ``dataset``).
+    """
+    if spec.dataset == SYNTHETIC:
+        return
+    if is_dataset_id(spec.dataset):
+        dataset_card(spec.dataset, home=home)  # raises: not registered
+    elif not Path(spec.dataset).exists():
+        raise DatasetError.at("dataset", f"no such folder or file {spec.dataset!r}")
 
 
 def _refused(field: str, setting: str, problem: str) -> LaunchRefused:

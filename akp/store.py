@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import sqlite3
 import threading
 import time
@@ -22,14 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from akp.access import LOCAL_USER, admins_from_env, check_can_manage, check_user, owner_of
-from akp.annotations import check_notes, check_tags
-from akp.constraints import SPEC
+from akp.access import LOCAL_USER, check_user, owner_of
 from akp.datasets import load_dataset
-from akp.errors import AKPError
+from akp.errors import StoreError
 from akp.experiment import ExperimentSpec, experiment_probe
+from akp.experiment_admin import ExperimentAdmin
 from akp.paths import atomic_save_npz, default_home, sweep_temp_files
-from akp.runs import ACTIVE_STATES, FINISHED_STATES, RUN_STATES, RunRecord
+from akp.runs import FINISHED_STATES, RUN_STATES, RunRecord
 
 __all__ = ["FINISHED_STATES", "RUN_STATES", "RunStore", "StoreError", "check_id"]
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
@@ -60,10 +58,6 @@ COLUMNS_ADDED = {"runs": RUN_COLUMNS_ADDED, "experiments": EXPERIMENT_COLUMNS_AD
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "gap", "activation", "loss")
 
 
-class StoreError(AKPError):
-    """A store operation got a bad id or asked for something that is not there."""
-
-
 def check_id(value: str, field: str = "id") -> str:
     """Validate an experiment or run id (letters, digits, ``-`` and ``_``; no paths).
 
@@ -76,8 +70,11 @@ def check_id(value: str, field: str = "id") -> str:
     return value
 
 
-class RunStore:
+class RunStore(ExperimentAdmin):
     """Persistent store of experiments and runs under ``home``.
+
+    The owner-checked changes (delete, rename, notes, tags) come from
+    :class:`akp.experiment_admin.ExperimentAdmin`.
 
     Parameters
     ----------
@@ -273,59 +270,6 @@ class RunStore:
         """The experiment's spec."""
         return ExperimentSpec.from_dict(self.experiment(experiment_id)["spec"])
 
-    # -- managing experiments: owner or admin only (akp.access) ----------------
-    def _manageable(self, experiment_id: str, user: str | None, admins: Any, action: str) -> dict[str, Any]:
-        """The experiment's record, once ``user`` may ``action`` it.
-
-        Raises
-        ------
-        StoreError
-            If there is no such experiment.
-        AccessError
-            If ``user`` is neither its owner nor an admin.
-        """
-        record = self.experiment(experiment_id)
-        check_can_manage(record, user, admins_from_env() if admins is None else admins, action=action)
-        return record
-
-    def delete_experiment(self, experiment_id: str, *, user: str | None = None,
-                          admins: frozenset[str] | None = None) -> None:
-        """Delete an experiment: its rows (runs, metrics, events) and files (representations, probe set,
-        checkpoints, cached projections).
-
-        Parameters
-        ----------
-        experiment_id : str
-        user : str, optional
-            Who asks: its owner or an admin. None is a trusted local caller (:mod:`akp.access`).
-        admins : set of str, optional
-            Default :func:`akp.access.admins_from_env`.
-
-        Raises
-        ------
-        StoreError
-            If there is no such experiment, or it still has queued or running runs
-            (cancel them first); nothing is deleted.
-        AccessError
-            If ``user`` may not delete it; nothing is deleted.
-        """
-        self._manageable(experiment_id, user, admins, "delete")
-        marks = ",".join("?" * len(ACTIVE_STATES))
-        with self._tx() as conn:
-            # Checked in the deleting transaction: no run can be claimed between the check and the delete.
-            run_ids = [r["id"] for r in conn.execute("SELECT id FROM runs WHERE experiment_id = ?",
-                                                     (experiment_id,))]
-            active = conn.execute(f"SELECT COUNT(*) FROM runs WHERE experiment_id = ? AND state IN ({marks})",
-                                  (experiment_id, *ACTIVE_STATES)).fetchone()[0]
-            if active:
-                raise StoreError.at("experiment_id", f"experiment {experiment_id} has {active} queued or running "
-                                                     "runs; cancel them first, then delete it (nothing was deleted)")
-            conn.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
-        for run_id in run_ids:
-            self.run_file(run_id).unlink(missing_ok=True)
-        # The probe set, checkpoints (akp.checkpoints) and cached projections (run_cache_dir) live here.
-        shutil.rmtree(self.experiment_dir(experiment_id), ignore_errors=True)
-
     def save_probe(self, experiment_id: str, images: np.ndarray, labels: np.ndarray) -> None:
         """Write the experiment's probe set (atomically: readers see all of it or none)."""
         atomic_save_npz(self.experiment_dir(experiment_id) / "probe.npz",
@@ -354,104 +298,6 @@ class RunStore:
             for r in self._query("SELECT id FROM runs WHERE experiment_id = ?", (eid,)):
                 disk += _size(self.run_file(r["id"]))
         return {"experiments": len(ids), "active_runs": int(active), "disk_bytes": disk}
-
-    def rename_experiment(self, experiment_id: str, name: str, *, user: str | None = None,
-                          admins: frozenset[str] | None = None) -> str:
-        """Give an experiment a new name (in its record and its spec).
-
-        Parameters
-        ----------
-        experiment_id : str
-        name : str
-            Checked like the spec's ``name`` (:data:`akp.constraints.SPEC`); surrounding spaces are removed.
-        user, admins
-            As in :meth:`delete_experiment`.
-
-        Returns
-        -------
-        str
-            The name stored.
-
-        Raises
-        ------
-        StoreError
-            If the name is not allowed (field ``name``) or there is no such experiment; nothing changes.
-        AccessError
-            If ``user`` may not rename it; nothing changes.
-        """
-        SPEC["name"].check(name, StoreError)
-        name = name.strip()
-        record = self._manageable(experiment_id, user, admins, "rename")
-        spec = {**record["spec"], "name": name}
-        with self._tx() as conn:
-            conn.execute("UPDATE experiments SET name = ?, spec = ? WHERE id = ?",
-                         (name, json.dumps(spec), experiment_id))
-        return name
-
-    def set_notes(self, experiment_id: str, text: str, *, user: str | None = None,
-                  admins: frozenset[str] | None = None) -> str:
-        """Replace an experiment's notes (free text; ``""`` clears them).
-
-        Parameters
-        ----------
-        experiment_id : str
-        text : str
-            At most :data:`akp.annotations.MAX_NOTES_CHARS` characters.
-        user, admins
-            As in :meth:`delete_experiment`.
-
-        Returns
-        -------
-        str
-            The notes stored.
-
-        Raises
-        ------
-        AKPError
-            If the text is not allowed (field ``notes``); nothing changes.
-        StoreError
-            If there is no such experiment.
-        AccessError
-            If ``user`` may not change it; nothing changes.
-        """
-        text = check_notes(text)
-        self._manageable(experiment_id, user, admins, "annotate")
-        with self._tx() as conn:
-            conn.execute("UPDATE experiments SET notes = ? WHERE id = ?", (text, experiment_id))
-        return text
-
-    def set_tags(self, experiment_id: str, tags: list[str], *, user: str | None = None,
-                 admins: frozenset[str] | None = None) -> list[str]:
-        """Replace an experiment's tags.
-
-        Parameters
-        ----------
-        experiment_id : str
-        tags : list of str
-            Checked by :func:`akp.annotations.check_tags` (short, no commas or control
-            characters, a capped number; repeats dropped). ``[]`` clears them.
-        user, admins
-            As in :meth:`delete_experiment`.
-
-        Returns
-        -------
-        list of str
-            The tags stored.
-
-        Raises
-        ------
-        AKPError
-            If a tag is not allowed (field ``tags`` or ``tags[i]``); nothing changes.
-        StoreError
-            If there is no such experiment.
-        AccessError
-            If ``user`` may not change it; nothing changes.
-        """
-        tags = check_tags(tags)
-        self._manageable(experiment_id, user, admins, "tag")
-        with self._tx() as conn:
-            conn.execute("UPDATE experiments SET tags = ? WHERE id = ?", (json.dumps(tags), experiment_id))
-        return tags
 
     def probe_labels(self, experiment_id: str) -> np.ndarray:
         """Labels of the experiment's probe set, int64 (n_probe,)."""

@@ -178,6 +178,9 @@ def test_delete_refuses_while_runs_are_queued_or_running(store):
             store.set_state(r["run_id"], "cancelled")
     store.delete_experiment(eid, user="ann")
     assert store.experiments() == []
+    undone = make(store)  # a refused launch undoes its creation, queued runs and all
+    store.delete_experiment(undone, force=True)
+    assert store.experiments() == [] and not store.experiment_dir(undone).exists()
 
 
 def test_a_store_made_before_owners_notes_and_tags_opens_and_is_migrated(tmp_path):

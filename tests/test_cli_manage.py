@@ -48,6 +48,9 @@ def test_owner_renames_notes_and_tags_and_list_shows_owner_and_tags(setup, capsy
     header, _, row = capsys.readouterr().out.splitlines()
     assert header.split() == ["id", "name", "owner", "created", "runs", "states", "tags"]
     assert row.startswith(eid) and " ann " in row and row.rstrip().endswith("demo, lab") and "second try" in row
+    assert main(["show", eid, *home]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:4] == ["owner ann; tags demo, lab", "notes: lr too high?", "       rerun with 0.01"]
     assert main(["note", eid, "--clear", *home]) == 0
     assert store.experiment(eid)["notes"] == ""
 

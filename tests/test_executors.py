@@ -32,10 +32,9 @@ def wait_for(predicate, timeout: float = 120.0, what: str = "condition"):
 
 # -- settings ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("kwargs", "environ", "message"), [
-    ({"executor": "gpu"}, {}, "executor: (AKP_EXECUTOR or --executor) unknown 'gpu'; allowed: thread, process"),
-    ({}, {"AKP_EXECUTOR": "warp"}, "executor: (AKP_EXECUTOR or --executor) unknown 'warp'; allowed: thread, process"),
-    ({"executor": "ray"}, {}, "executor: (AKP_EXECUTOR or --executor) 'ray' is not available in this version; "
-                              "allowed: thread, process"),
+    ({"executor": "gpu"}, {}, "executor: (AKP_EXECUTOR or --executor) unknown 'gpu'; allowed: thread, process, ray"),
+    ({}, {"AKP_EXECUTOR": "warp"}, "executor: (AKP_EXECUTOR or --executor) unknown 'warp'; "
+                                   "allowed: thread, process, ray"),
     ({"workers": 0}, {}, "workers: (AKP_WORKERS or --workers) must be an integer from 1 to 64, got 0"),
     ({}, {"AKP_WORKERS": "two"}, "workers: (AKP_WORKERS or --workers) must be an integer, got 'two'"),
     ({"threads": 0}, {}, "threads: (AKP_THREADS_PER_WORKER or --threads) must be an integer from 1 to 256, got 0"),
@@ -58,7 +57,7 @@ def test_settings_explicit_values_win_over_the_environment_and_threads_share_the
 
 def test_a_bad_executor_setting_starts_nothing(store, monkeypatch):
     monkeypatch.setenv("AKP_EXECUTOR", "nope")
-    with pytest.raises(ExecutorError, match="executor: .*allowed: thread, process"):
+    with pytest.raises(ExecutorError, match="executor: .*allowed: thread, process, ray"):
         JobManager(store)
     assert not (store.home / "jobs").exists() or not list((store.home / "jobs").iterdir())  # no holder made
 
@@ -139,7 +138,8 @@ def test_a_killed_worker_fails_its_run_with_the_reason_and_the_manager_goes_on(s
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--executor", "warp"], "error: executor: (AKP_EXECUTOR or --executor) unknown 'warp'; allowed: thread, process"),
+    (["--executor", "warp"], "error: executor: (AKP_EXECUTOR or --executor) unknown 'warp'; "
+                             "allowed: thread, process, ray"),
     (["--workers", "0"], "error: workers: (AKP_WORKERS or --workers) must be an integer from 1 to 64, got 0"),
 ])
 def test_cli_resume_with_bad_executor_settings_gives_one_message_and_creates_nothing(tmp_path, capsys, flags,

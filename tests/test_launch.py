@@ -126,8 +126,9 @@ def test_process_executor_builds_the_data_in_its_worker(store, monkeypatch, tmp_
         raise AssertionError("the dataset was built in the manager's process")
 
     monkeypatch.setattr(akp.datasets, "synthetic_dataset", not_here)  # the spawned worker has the real one
-    missing = tiny("missing", seeds=(0, 1))
-    missing.dataset, missing.dataset_options = str(tmp_path / "no-such-folder"), {}
+    missing = tiny("empty", seeds=(0, 1))
+    (tmp_path / "empty-folder").mkdir()  # there, so launch takes it; no images in it, so building fails
+    missing.dataset, missing.dataset_options = str(tmp_path / "empty-folder"), {}
     with JobManager(store, cache_projections=False, executor="process", threads=1, vectorized=False) as jm:
         good = jm.launch(tiny("proc"), user="local")
         bad = jm.launch(missing, user="local")
@@ -137,7 +138,21 @@ def test_process_executor_builds_the_data_in_its_worker(store, monkeypatch, tmp_
     for run in store.runs(bad):
         assert run["state"] == FAILED
         assert run["error"].startswith("failed: could not prepare the data: DatasetError: ")
-        assert "no-such-folder" in run["error"]
+        assert "empty-folder" in run["error"]
+
+
+def test_a_dataset_that_is_not_there_is_refused_before_anything_is_written(store, tmp_path):
+    from akp.datasets import DatasetError
+
+    with JobManager(store, cache_projections=False) as jm:
+        for name, problem in (("ds-0123456789abcdef", "is not registered"),
+                              (str(tmp_path / "nowhere"), "no such folder or file")):
+            spec = tiny("gone")
+            spec.dataset, spec.dataset_options = name, {}
+            with pytest.raises(DatasetError, match=problem) as err:
+                jm.launch(spec, user="local")
+            assert err.value.field == "dataset"
+        assert store.experiments() == [] and not (store.home / "experiments").exists()
 
 
 def test_bad_limit_settings_name_the_variable(store, monkeypatch):

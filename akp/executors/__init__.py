@@ -1,9 +1,9 @@
-"""Executors: where the job manager's runs train (``thread``: in this process; ``process``: local worker processes).
+"""Executors: where the job manager's runs train (``thread``: in this process; ``process``: local worker
+processes; ``ray``: Ray tasks, on a local Ray or a cluster at ``RAY_ADDRESS``).
 
 The job manager keeps its own threads (queue, supervise, record) and hands each
 task to the executor its settings name (:func:`resolve_settings`,
-:func:`make_executor`). ``ray`` is a name the settings know, so a request for it
-gets a clear message; it is not implemented in this version.
+:func:`make_executor`). Ray is imported only when the ``ray`` executor is made.
 """
 from akp.executors.base import Executor, ProgressFn, StopFn, fail_unfinished
 from akp.executors.factory import make_executor

@@ -4,8 +4,8 @@ A *task* is one run, or the queued seeds of one condition trained as one
 vectorized group. The job manager keeps its own threads (queue, supervise,
 record); each of its worker threads calls :meth:`Executor.run` for one task and
 blocks until the task ends. The executor decides where the training happens:
-in this process (``thread``) or in a local worker process (``process``).
-Every executor ends up calling :func:`akp.runner.execute_run`
+in this process (``thread``), in a local worker process (``process``) or in a
+Ray task (``ray``). Every executor ends up calling :func:`akp.runner.execute_run`
 or :func:`akp.runner.execute_vectorized`, so whatever the runner learns (epoch
 -1 capture, checkpoints, resume from an epoch) every executor gets unchanged.
 """
@@ -32,7 +32,7 @@ StopFn = Callable[[str], bool]
 
 
 class Executor(ABC):
-    """Where tasks train. Subclasses: thread, process.
+    """Where tasks train. Subclasses: thread, process, ray.
 
     Parameters
     ----------

@@ -1,4 +1,7 @@
-"""Build the executor that the settings name (a module of its own: the executors import the base, not this)."""
+"""Build the executor that the settings name (a module of its own: the executors import the base, not this).
+
+Each executor's module is imported only when it is chosen: ``ray`` (and Ray itself) only for ``ray``.
+"""
 from __future__ import annotations
 
 from akp.executors.base import Executor
@@ -11,9 +14,14 @@ def make_executor(settings: ExecutorSettings) -> Executor:
     Raises
     ------
     ExecutorError
-        Bad settings (the message names the setting and what is allowed).
+        Bad settings (the message names the setting and what is allowed), Ray not installed,
+        or no Ray cluster at ``settings.ray_address``.
     """
     settings.check()
+    if settings.executor == "ray":
+        from akp.executors.ray_executor import RayExecutor
+
+        return RayExecutor(settings.workers, settings.threads, address=settings.ray_address)
     if settings.executor == "process":
         from akp.executors.process import ProcessExecutor
 
