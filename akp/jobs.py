@@ -336,8 +336,10 @@ class JobManager:
         active: dict[str | None, int] = {}  # queued or running runs per owner that are not being repaired
         for r in self.store.runs_in_state(QUEUED, RUNNING):
             if r["run_id"] not in old_ids:
-                owner = owners.get(r["experiment_id"], self.store.experiment(r["experiment_id"])["owner"])
-                active[owner] = active.get(owner, 0) + 1
+                eid = r["experiment_id"]
+                if eid not in owners:
+                    owners[eid] = self.store.experiment(eid)["owner"]
+                active[owners[eid]] = active.get(owners[eid], 0) + 1
         with self._cond:
             room = self.max_queued - sum(1 for j in self._jobs.values() if j.state == QUEUED)
         queued: list[str] = []
