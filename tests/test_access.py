@@ -275,3 +275,20 @@ def test_the_manager_reads_admins_from_the_environment(store, monkeypatch):
         assert manager.admins == frozenset({"root@lab.org", "eve"})
         assert len(manager.cancel(eid, user="eve")) == len(store.runs(eid))
         assert {r["state"] for r in store.runs(eid)} == {"cancelled"}
+
+
+def test_a_launch_refused_after_its_rows_were_written_removes_them_despite_queued_runs(store, monkeypatch):
+    """The owners rule refuses to delete an experiment with queued runs; undoing a refused launch must not be."""
+    from akp.jobs import QueueFullError
+    from akp.quotas import LaunchRefused
+
+    def lost_race(self, *args, **kwargs):  # another submit took the last queue places after launch's check
+        raise QueueFullError("max_queued: the queue holds 64 of at most 64 runs; 2 more do not fit")
+
+    monkeypatch.setattr(JobManager, "_queue", lost_race)
+    spec = small_smoke_spec("raced", epochs=1, seeds=(0, 1), n_train=64, n_test=48, conditions=slice(0, 1))
+    with JobManager(store, cache_projections=False, repair=False) as manager:
+        with pytest.raises(LaunchRefused, match="max_queued"):
+            manager.launch(spec, user="ann")
+    assert store.experiments() == []
+    assert list(store.home.glob("experiments/*")) == []  # no folder of it left either

@@ -103,8 +103,14 @@ def write_secrets(path: Path, app_url: str, issuer: str) -> Path:
 
 
 @contextmanager
-def app_server(tmp: Path, issuer: str, home: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``streamlit run app.py`` with sign-in through ``issuer`` over the store at ``home``; yield its URL."""
+def app_server(tmp: Path, issuer: str, home: Path, extra_env: dict[str, str] | None = None) -> Iterator[tuple]:
+    """Run ``streamlit run app.py`` with sign-in through ``issuer`` over the store at ``home``.
+
+    Yields
+    ------
+    (str, int)
+        The app's URL and the server's process id.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     secrets_file = write_secrets(tmp / "secrets.toml", url, issuer)
@@ -114,7 +120,7 @@ def app_server(tmp: Path, issuer: str, home: Path, extra_env: dict[str, str] | N
             "--server.fileWatcherType", "none", "--secrets.files", str(secrets_file)]
     with _process(args, tmp / "streamlit.log", env, ROOT) as (proc, log):
         _wait_http(f"{url}/_stcore/health", proc, log, 60, ok=lambda body: body.strip() == b"ok")
-        yield url
+        yield url, proc.pid
 
 
 @contextmanager

@@ -37,7 +37,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
     """A provider and an app server with sign-in over an empty store; yields (app URL, store home)."""
     tmp = tmp_path_factory.mktemp("signin")
     home = tmp / "store"
-    with oidc_provider(tmp) as issuer, app_server(tmp, issuer, home) as url:
+    with oidc_provider(tmp) as issuer, app_server(tmp, issuer, home) as (url, _):
         yield url, home
 
 
@@ -67,6 +67,8 @@ def test_two_users_sign_in_and_only_the_owner_may_act(instance: tuple[str, Path]
 
             # Alice launches the smoke preset with many epochs (it is still training when she cancels).
             alice.goto(f"{url}/design")
+            expect(alice.get_by_text("Design an experiment")).to_be_visible()
+            wait_app_idle(alice)
             alice.locator('[data-testid="stSelectbox"]').filter(has_text="Start from a preset").click()
             alice.get_by_role("option", name="smoke").click()
             expect(alice.get_by_role("textbox", name="Experiment name")).to_have_value("smoke")
@@ -97,6 +99,9 @@ def test_two_users_sign_in_and_only_the_owner_may_act(instance: tuple[str, Path]
             resume.hover(force=True)  # the reason is the button's tooltip
             expect(bob.get_by_text(re.compile(f"belongs to .{re.escape(ALICE)}."))).to_be_visible()
             expect(bob.get_by_role("button", name=re.compile(r"^Cancel \d+ active"))).to_be_disabled()
+            bob.get_by_text("Manage experiment").click()  # rename, notes, tags, delete: read-only for Bob
+            expect(bob.get_by_text(re.compile(f"Only its owner .{re.escape(ALICE)}. or an admin"))).to_be_visible()
+            expect(bob.get_by_role("button", name=re.compile("^Delete experiment"))).to_be_disabled()
             assert exceptions(bob) == 0
             bob.screenshot(path=str(ARTIFACTS / "signin-bob-runs.png"), full_page=True)
 
