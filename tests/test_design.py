@@ -187,7 +187,7 @@ def test_model_cost_matches_the_cnn() -> None:
 
 
 def test_estimate_scales_with_runs_epochs_and_workers() -> None:
-    # The fallback constant (before this machine is calibrated; tests/test_timing_calibration.py covers the calibrated one).
+    # The fallback constant (before this machine is calibrated; tests/test_timing_calibration.py: the calibrated one).
     spec = load_preset("teaching")
     k = {"seconds_per_image_epoch": SECONDS_PER_IMAGE_EPOCH}
     one = estimate_seconds(spec, **k)
