@@ -14,6 +14,7 @@ holds (checked by the caller). Loopback only; every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import statistics
 import time
@@ -209,7 +210,9 @@ def run_load(url: str, n_users: int, server_pid: int, train_timeout_s: float = 3
     -------
     LoadResult
     """
-    return asyncio.run(_scenario(url, n_users, server_pid, train_timeout_s))
+    # In a thread of its own: the other browser tests' sync Playwright keeps an event loop in this one.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _scenario(url, n_users, server_pid, train_timeout_s)).result()
 
 
 def summary(result: LoadResult) -> str:

@@ -5,6 +5,7 @@ Used by the end-to-end tests (through ``tests/e2e/conftest.py``) and by
 """
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
@@ -85,6 +86,29 @@ def streamlit_server(home: str | os.PathLike[str], log_path: str | os.PathLike[s
                 proc.kill()
 
 
+_PLAYWRIGHT: Any = None  # one Playwright per test process: a second sync_playwright() in the same thread fails
+
+
+def playwright() -> Any:
+    """The process's Playwright (sync API), started on first use and stopped at exit.
+
+    Every browser test module launches its browsers from this one instance: Playwright's
+    sync API refuses to start while another instance's event loop runs in the thread.
+
+    Raises
+    ------
+    ImportError
+        If Playwright is not installed.
+    """
+    global _PLAYWRIGHT
+    if _PLAYWRIGHT is None:
+        from playwright.sync_api import sync_playwright
+
+        _PLAYWRIGHT = sync_playwright().start()
+        atexit.register(_PLAYWRIGHT.stop)
+    return _PLAYWRIGHT
+
+
 @contextmanager
 def chromium() -> Iterator[Any]:
     """Debian's Chromium driven by Playwright (headless); yields the Playwright browser.
@@ -98,14 +122,11 @@ def chromium() -> Iterator[Any]:
     """
     if not Path(CHROMIUM).exists():
         raise FileNotFoundError(f"{CHROMIUM} is absent (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    browser = playwright().chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 def wait_app_idle(page: Any, timeout_ms: int = 30_000) -> None:

@@ -125,19 +125,20 @@ def app_server(tmp: Path, issuer: str, home: Path, extra_env: dict[str, str] | N
 
 @contextmanager
 def chromium() -> Iterator:
-    """Headless Debian Chromium through Playwright (no browser download)."""
+    """Headless Debian Chromium through the process's one Playwright (no browser download)."""
     if not Path(CHROMIUM).exists():
         missing(f"{CHROMIUM} is absent (apt-get install chromium)")
     try:
-        from playwright.sync_api import sync_playwright
+        from tests.e2e.server import playwright
+
+        pw = playwright()
     except ImportError:
         missing("the playwright package is not installed")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 def sign_in(page, app_url: str, user: str, timeout_ms: int = 60_000) -> None:

@@ -81,15 +81,16 @@ def browser() -> Iterator:
     if not Path(CHROMIUM).exists():
         _missing(f"{CHROMIUM} is absent (apt-get install chromium)")
     try:
-        from playwright.sync_api import sync_playwright
+        from tests.e2e.server import playwright
+
+        pw = playwright()  # one Playwright for every browser test module of the process
     except ImportError:
         _missing("the playwright package is not installed")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    try:
+        yield b
+    finally:
+        b.close()
 
 
 def _wait_app_idle(page, timeout_ms: int = 30_000) -> None:
